@@ -1,0 +1,107 @@
+"""The REST framework exception handler: every error becomes RFC 9457 problem+json."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from apps.common.problems import PROBLEM_CONTENT_TYPE, problem_body
+
+logger = logging.getLogger(__name__)
+
+
+class Problem(exceptions.APIException):
+    """An API error with extension members for the problem document (e.g. `current`)."""
+
+    def __init__(self, detail: str, *, status_code: int, code: str, **extensions):
+        super().__init__(detail=detail, code=code)
+        self.status_code = status_code
+        self.extensions = extensions
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error structure into `{field: [message, ...]}`; nested fields are
+    joined with dots, errors that belong to no field go under `non_field_errors`."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            for field, messages in flatten_errors(value, name).items():
+                flat.setdefault(field, []).extend(messages)
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]}
+        flat = {}
+        for index, item in enumerate(detail):
+            name = f"{prefix}.{index}" if prefix else str(index)
+            for field, messages in flatten_errors(item, name).items():
+                flat.setdefault(field, []).extend(messages)
+        return flat
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def _first_code(codes) -> str:
+    while isinstance(codes, (list, dict)):
+        if not codes:
+            return "error"
+        codes = next(iter(codes.values())) if isinstance(codes, dict) else codes[0]
+    return str(codes)
+
+
+def problem_exception_handler(exc, context):
+    """Render `exc` as problem+json; unexpected exceptions are logged and become a 500
+    without any detail of the failure leaking to the client."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+
+    if not isinstance(exc, exceptions.APIException):
+        view = context.get("view")
+        logger.exception("Unhandled error in %s", type(view).__name__ if view else "view")
+        body = problem_body(500, "The server failed to handle this request.", code="server_error")
+        return Response(body, status=500, content_type=PROBLEM_CONTENT_TYPE)
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        detail = _summarise(errors)
+        body = problem_body(exc.status_code, detail, code="invalid", errors=errors)
+    else:
+        detail = exc.detail
+        if isinstance(detail, dict):  # simplejwt nests its message
+            detail = detail.get("detail", "")
+        elif isinstance(detail, list):
+            detail = " ".join(str(item) for item in detail)
+        body = problem_body(
+            exc.status_code,
+            str(detail),
+            code=_first_code(exc.get_codes()),
+            **getattr(exc, "extensions", {}),
+        )
+    return Response(
+        body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def _summarise(errors: dict[str, list[str]]) -> str:
+    if list(errors) == ["non_field_errors"]:
+        return " ".join(errors["non_field_errors"])
+    fields = ", ".join(name for name in errors if name != "non_field_errors")
+    return f"Invalid input in: {fields}." if fields else "Invalid input."

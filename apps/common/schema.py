@@ -1,0 +1,31 @@
+"""OpenAPI helpers so every documented error carries the problem+json shape."""
+
+from drf_spectacular.utils import OpenApiResponse
+
+from apps.common.problems import PROBLEM_CONTENT_TYPE
+from apps.common.serializers import ProblemSerializer, ValidationProblemSerializer
+
+_DESCRIPTIONS = {
+    400: "Bad request.",
+    401: "Missing, invalid or expired token.",
+    403: "Visible, but not allowed for the caller.",
+    404: "Not found, or not visible to the caller.",
+    409: "Conflicts with the current state.",
+    412: "If-Match names a stale version; `current` holds the task as it is now.",
+    413: "The request body is too large.",
+    415: "The request body is not JSON.",
+    422: "The Idempotency-Key was used with a different body.",
+    429: "Too many requests; see Retry-After.",
+}
+
+
+def problem_responses(*statuses: int) -> dict:
+    """Schema entries for these error statuses, as `application/problem+json`; a 400
+    carries the field errors of a validation problem."""
+    return {
+        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+            ValidationProblemSerializer if status == 400 else ProblemSerializer,
+            description=_DESCRIPTIONS.get(status, ""),
+        )
+        for status in statuses
+    }

@@ -1,0 +1,30 @@
+from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields the serializer does not know, so a typo is an error, not a no-op.
+    Read-only fields are known, so a client may send back what it was given."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details (for the OpenAPI schema)."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+class ValidationProblemSerializer(ProblemSerializer):
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per field; nested fields are joined with dots.",
+    )

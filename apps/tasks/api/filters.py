@@ -1,0 +1,157 @@
+"""Query parameters of the list endpoints, parsed strictly: anything unknown is a 400."""
+
+from datetime import UTC, datetime, time
+
+from django.http import QueryDict
+from django.utils.dateparse import parse_date, parse_datetime
+from rest_framework.exceptions import ValidationError
+
+from apps.tasks.models import Priority, Status
+from apps.tasks.selectors import ORDERINGS, TaskFilters
+from apps.users.models import User
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_SEARCH_WORDS = 10
+MAX_WORD_LENGTH = 100
+
+TASK_LIST_PARAMS = frozenset(
+    {
+        "status", "priority", "assignee", "created_by", "due_before", "due_after",
+        "overdue", "archived", "search", "ordering", "limit", "cursor",
+    }
+)  # fmt: skip
+
+
+class ParamErrors:
+    """Collects one message list per parameter and raises them together."""
+
+    def __init__(self):
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationError(self.errors)
+
+
+def single_values(params: QueryDict, allowed: frozenset[str], errors: ParamErrors) -> dict:
+    """Each known parameter once; unknown or repeated ones are errors."""
+    values = {}
+    for name in params:
+        given = params.getlist(name)
+        if name not in allowed:
+            errors.add(name, f"Unknown query parameter. Known: {', '.join(sorted(allowed))}.")
+        elif any("\x00" in value for value in given):
+            errors.add(name, "May not contain NUL characters.")
+        elif len(given) > 1 and name not in ("status", "priority"):
+            errors.add(name, "Give this parameter once.")
+        else:
+            values[name] = ",".join(given)
+    return values
+
+
+def parse_limit(raw: str | None, errors: ParamErrors) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        errors.add("limit", f"Must be a whole number from 1 to {MAX_LIMIT}.")
+        return DEFAULT_LIMIT
+    return int(raw)
+
+
+def parse_cursor(raw: str | None, errors: ParamErrors) -> str | None:
+    if raw is not None and (not raw or len(raw) > 1000):
+        errors.add("cursor", "Invalid cursor.")
+        return None
+    return raw
+
+
+def parse_task_list_params(params: QueryDict, *, user: User) -> tuple[TaskFilters, int, str | None]:
+    """Filters, page size and cursor of `GET tasks/`."""
+    errors = ParamErrors()
+    values = single_values(params, TASK_LIST_PARAMS, errors)
+    filters = {}
+    if "status" in values:
+        filters["statuses"] = _choices(values["status"], Status.values, "status", errors)
+    if "priority" in values:
+        labels = _choices(values["priority"], Priority.labels, "priority", errors)
+        filters["priorities"] = tuple(Priority.from_label(label) for label in labels)
+    for name in ("assignee", "created_by"):
+        if name in values:
+            filters[name] = _user_ref(values[name], user, name, errors)
+    for name in ("due_before", "due_after"):
+        if name in values:
+            filters[name] = _moment(values[name], name, errors)
+    if "overdue" in values:
+        filters["overdue"] = _boolean(values["overdue"], "overdue", errors)
+    if "archived" in values:
+        if values["archived"] not in ("false", "true", "all"):
+            errors.add("archived", "Must be one of: false, true, all.")
+        else:
+            filters["archived"] = values["archived"]
+    if "search" in values:
+        filters["search_words"] = _words(values["search"], errors)
+    if "ordering" in values:
+        if values["ordering"].lstrip("-") not in ORDERINGS or values["ordering"].count("-") > 1:
+            allowed = ", ".join(ORDERINGS)
+            errors.add("ordering", f"Must be one of {allowed}, each optionally with '-'.")
+        else:
+            filters["ordering"] = values["ordering"]
+    limit = parse_limit(values.get("limit"), errors)
+    cursor = parse_cursor(values.get("cursor"), errors)
+    errors.raise_if_any()
+    return TaskFilters(**filters), limit, cursor
+
+
+def _choices(raw: str, allowed, name: str, errors: ParamErrors) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [value for value in chosen if value not in allowed]
+    if unknown or not chosen:
+        errors.add(name, f"Unknown value(s) {', '.join(unknown) or '(empty)'}; "
+                   f"allowed: {', '.join(allowed)} (comma-separated).")  # fmt: skip
+    return tuple(dict.fromkeys(chosen))
+
+
+def _user_ref(raw: str, user: User, name: str, errors: ParamErrors) -> int | None:
+    if raw == "me":
+        return user.pk
+    if raw.isdigit() and 1 <= int(raw) < 2**63:
+        return int(raw)
+    errors.add(name, "Must be 'me' or a user id.")
+    return None
+
+
+def _moment(raw: str, name: str, errors: ParamErrors) -> datetime | None:
+    # A '+' in an unencoded offset arrives as a space.
+    text = raw.replace(" ", "+")
+    try:
+        moment = parse_datetime(text)
+        if moment is None and (day := parse_date(text)) is not None:
+            moment = datetime.combine(day, time.min)
+    except ValueError:
+        moment = None
+    if moment is None:
+        errors.add(name, "Must be an RFC 3339 date-time (e.g. 2026-11-26T10:00:00Z) or a date.")
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _boolean(raw: str, name: str, errors: ParamErrors) -> bool | None:
+    if raw in ("true", "false"):
+        return raw == "true"
+    errors.add(name, "Must be true or false.")
+    return None
+
+
+def _words(raw: str, errors: ParamErrors) -> tuple[str, ...]:
+    words = tuple(dict.fromkeys(raw.split()))
+    if len(words) > MAX_SEARCH_WORDS or any(len(word) > MAX_WORD_LENGTH for word in words):
+        errors.add(
+            "search",
+            f"At most {MAX_SEARCH_WORDS} words of at most {MAX_WORD_LENGTH} characters.",
+        )
+        return ()
+    return words

@@ -1,0 +1,106 @@
+import json
+
+from rest_framework import serializers
+
+from apps.common.serializers import StrictSerializer
+from apps.tasks.models import EventType, Priority, Status
+from apps.users.models import User
+
+METADATA_MAX_BYTES = 16 * 1024
+MAX_USER_ID = 2**63 - 1
+
+
+class UserRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class TaskSerializer(StrictSerializer):
+    """Validates task input and describes the task in the schema; output is rendered by
+    `apps.tasks.representation.task_representation`, which a test keeps in step."""
+
+    id = serializers.UUIDField(read_only=True)
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(
+        max_length=10_000, allow_blank=True, trim_whitespace=False, default=""
+    )
+    status = serializers.ChoiceField(choices=Status.values, default=Status.TODO)
+    priority = serializers.ChoiceField(choices=Priority.labels, default=Priority.MEDIUM.label)
+    due_at = serializers.DateTimeField(allow_null=True, default=None)
+    metadata = serializers.JSONField(
+        default=dict, help_text="A JSON object of at most 16 KiB when serialized."
+    )
+    assignee = serializers.IntegerField(
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=MAX_USER_ID,
+        help_text="The id of an active user, or null.",
+    )
+    created_by = UserRefSerializer(read_only=True)
+    archived_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    version = serializers.IntegerField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    def validate_priority(self, value: str) -> int:
+        return Priority.from_label(value)
+
+    def validate_metadata(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > METADATA_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"Must be at most {METADATA_MAX_BYTES} bytes serialized (this is {size})."
+            )
+        return value
+
+    def validate_assignee(self, value):
+        if value is not None and not User.objects.filter(pk=value, is_active=True).exists():
+            raise serializers.ValidationError(f"No active user with id {value}.")
+        return value
+
+    def model_fields(self) -> dict:
+        """The validated data as Task attributes."""
+        data = dict(self.validated_data)
+        if "assignee" in data:
+            data["assignee_id"] = data.pop("assignee")
+        return data
+
+
+class TaskPageSerializer(serializers.Serializer):
+    results = TaskSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+
+
+class EventSerializer(serializers.Serializer):
+    """A change event, as in a user's stream (schema only; rendered by
+    `apps.tasks.representation.event_representation`)."""
+
+    type = serializers.ChoiceField(choices=EventType.values)
+    seq = serializers.IntegerField(
+        allow_null=True,
+        help_text="The position in the caller's stream; in a task's history, null for "
+        "events from before the caller could see the task.",
+    )
+    at = serializers.DateTimeField()
+    actor = UserRefSerializer(allow_null=True)
+    task = serializers.JSONField(
+        help_text="The task as it was after the change; for task.deleted only {id}."
+    )
+    changes = serializers.DictField(
+        child=serializers.ListField(min_length=2, max_length=2),
+        required=False,
+        help_text="task.updated only: {field: [old, new]}.",
+    )
+
+
+class EventPageSerializer(serializers.Serializer):
+    results = EventSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+class HistoryPageSerializer(EventPageSerializer):
+    previous = serializers.URLField(allow_null=True)

@@ -1,0 +1,157 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Status(models.TextChoices):
+    TODO = "todo", "To do"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+
+
+class Priority(models.IntegerChoices):
+    """Stored as a number so that ordering by priority means low < medium < high < urgent;
+    the API speaks the labels."""
+
+    LOW = 1, "low"
+    MEDIUM = 2, "medium"
+    HIGH = 3, "high"
+    URGENT = 4, "urgent"
+
+    @classmethod
+    def from_label(cls, label: str) -> "Priority":
+        return next(member for member in cls if member.label == label)
+
+
+class Task(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TODO)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.MEDIUM)
+    due_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="created_tasks"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_tasks",
+    )
+    archived_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # "Tasks I created / am assigned", newest first: the default list.
+            models.Index(fields=["created_by", "-created_at", "-id"], name="task_creator_created"),
+            models.Index(fields=["assignee", "-created_at", "-id"], name="task_assignee_created"),
+            # The admin's unfiltered list and the ordering keys.
+            models.Index(fields=["-created_at", "-id"], name="task_created"),
+            models.Index(fields=["due_at", "id"], name="task_due"),
+            models.Index(fields=["updated_at", "id"], name="task_updated"),
+            models.Index(fields=["priority", "id"], name="task_priority"),
+            models.Index(fields=["archived_at"], name="task_archived"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(version__gte=1), name="task_version_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class EventType(models.TextChoices):
+    CREATED = "task.created"
+    UPDATED = "task.updated"
+    ARCHIVED = "task.archived"
+    RESTORED = "task.restored"
+    DELETED = "task.deleted"
+    DUE_SOON = "task.due_soon"
+
+
+class TaskEvent(models.Model):
+    """One change to a task, written in the same transaction as the change.
+
+    The task and actor are snapshots, so the event reads the same after the task is
+    changed again or deleted.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    task_id = models.UUIDField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    actor_snapshot = models.JSONField(null=True)
+    task_snapshot = models.JSONField()
+    changes = models.JSONField(null=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["task_id", "id"], name="taskevent_task_history")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.task_id} #{self.pk}"
+
+
+class EventStream(models.Model):
+    """A user's event stream: the last `seq` handed out.
+
+    Writers take the next number with an upsert that locks this row until they commit,
+    so each user's entries commit in `seq` order and a reader resuming after N never
+    skips an entry that commits later.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    last_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"stream of user {self.user_id} at {self.last_seq}"
+
+
+class StreamEntry(models.Model):
+    """An event as it appears in one recipient's stream, at that stream's `seq`."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    seq = models.BigIntegerField()
+    event = models.ForeignKey(TaskEvent, on_delete=models.CASCADE, related_name="entries")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "seq"], name="streamentry_user_seq"),
+        ]
+        indexes = [models.Index(fields=["event", "user"], name="streamentry_event_user")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} seq {self.seq}: event {self.event_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a `POST tasks/` with an Idempotency-Key, kept 24 hours."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    task_id = models.UUIDField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} of user {self.user_id}"

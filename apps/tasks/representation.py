@@ -1,0 +1,44 @@
+"""The public shapes of tasks and events, as JSON-ready primitives.
+
+Rendered straight from model instances, without a serializer per row: the list endpoint,
+the event log and (later) the channel layer all use these.
+"""
+
+from apps.common.timefmt import rfc3339
+from apps.tasks.models import EventType, Priority, Task, TaskEvent
+
+# The fields a change may touch, in representation order; `changes` are keyed by these.
+EDITABLE_FIELDS = ("title", "description", "status", "priority", "due_at", "metadata", "assignee")
+
+
+def task_representation(task: Task) -> dict:
+    """The task as the API shows it. `created_by` must be loaded (select_related)."""
+    return {
+        "id": str(task.id),
+        "title": task.title,
+        "description": task.description,
+        "status": task.status,
+        "priority": Priority(task.priority).label,
+        "due_at": rfc3339(task.due_at),
+        "metadata": task.metadata,
+        "assignee": task.assignee_id,
+        "created_by": {"id": task.created_by_id, "username": task.created_by.username},
+        "archived_at": rfc3339(task.archived_at),
+        "version": task.version,
+        "created_at": rfc3339(task.created_at),
+        "updated_at": rfc3339(task.updated_at),
+    }
+
+
+def event_representation(event: TaskEvent, *, seq: int | None) -> dict:
+    """An event as a stream entry of one user (`seq` is that user's)."""
+    body = {
+        "type": event.type,
+        "seq": seq,
+        "at": rfc3339(event.created_at),
+        "actor": event.actor_snapshot,
+        "task": event.task_snapshot,
+    }
+    if event.type == EventType.UPDATED:
+        body["changes"] = event.changes or {}
+    return body

@@ -1,0 +1,115 @@
+"""Every read of tasks and events goes through here: querysets and rules of visibility."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.db.models import DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from apps.common.pagination import OrderKey
+from apps.tasks.models import Status, StreamEntry, Task, TaskEvent
+from apps.users.models import User
+
+# Sentinels that put tasks without a due date last whichever way `due_at` is ordered.
+_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
+
+ORDERINGS = ("due_at", "priority", "created_at", "updated_at")
+
+
+def can_manage(user: User, task: Task) -> bool:
+    """The creator and admins may change everything about a task."""
+    return user.is_admin or task.created_by_id == user.pk
+
+
+def visible_tasks(user: User) -> QuerySet[Task]:
+    """Tasks the user may see: created by or assigned to them; admins see all."""
+    tasks = Task.objects.all()
+    if not user.is_admin:
+        tasks = tasks.filter(Q(created_by=user) | Q(assignee=user))
+    return tasks
+
+
+def get_visible_task(*, user: User, task_id) -> Task | None:
+    return visible_tasks(user).select_related("created_by").filter(pk=task_id).first()
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    """A parsed, valid set of list filters (see `apps.tasks.api.filters`)."""
+
+    statuses: tuple[str, ...] = ()
+    priorities: tuple[int, ...] = ()
+    assignee: int | None = None
+    created_by: int | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    overdue: bool | None = None
+    archived: str = "false"
+    search_words: tuple[str, ...] = field(default_factory=tuple)
+    ordering: str = "-created_at"
+
+
+def task_list(*, user: User, filters: TaskFilters) -> tuple[QuerySet[Task], list[OrderKey]]:
+    """The visible tasks matching `filters`, and the keys that order them (unique, ending
+    with the id, so that cursor pagination is exact)."""
+    tasks = visible_tasks(user).select_related("created_by")
+    if filters.statuses:
+        tasks = tasks.filter(status__in=filters.statuses)
+    if filters.priorities:
+        tasks = tasks.filter(priority__in=filters.priorities)
+    if filters.assignee is not None:
+        tasks = tasks.filter(assignee_id=filters.assignee)
+    if filters.created_by is not None:
+        tasks = tasks.filter(created_by_id=filters.created_by)
+    if filters.due_before is not None:
+        tasks = tasks.filter(due_at__lt=filters.due_before)
+    if filters.due_after is not None:
+        tasks = tasks.filter(due_at__gt=filters.due_after)
+    if filters.overdue is True:
+        tasks = tasks.filter(due_at__lt=timezone.now()).exclude(status=Status.DONE)
+    elif filters.overdue is False:
+        tasks = tasks.filter(
+            Q(due_at__isnull=True) | Q(due_at__gte=timezone.now()) | Q(status=Status.DONE)
+        )
+    if filters.archived == "false":
+        tasks = tasks.filter(archived_at__isnull=True)
+    elif filters.archived == "true":
+        tasks = tasks.filter(archived_at__isnull=False)
+    for word in filters.search_words:
+        tasks = tasks.filter(Q(title__icontains=word) | Q(description__icontains=word))
+
+    descending = filters.ordering.startswith("-")
+    name = filters.ordering.lstrip("-")
+    if name == "due_at":
+        tasks = tasks.annotate(
+            due_sort=Coalesce(
+                "due_at",
+                Value(_FAR_PAST if descending else _FAR_FUTURE),
+                output_field=DateTimeField(),
+            )
+        )
+        name = "due_sort"
+    keys = [OrderKey(name, descending), OrderKey("id", descending)]
+    return tasks, keys
+
+
+def task_history(*, user: User, task_id) -> QuerySet[TaskEvent]:
+    """The task's events, oldest first, each with the caller's `seq` for it (None for
+    events from before the caller could see the task)."""
+    caller_seq = StreamEntry.objects.filter(event=OuterRef("pk"), user=user).values("seq")[:1]
+    return (
+        TaskEvent.objects.filter(task_id=task_id)
+        .annotate(caller_seq=Subquery(caller_seq))
+        .order_by("id")
+    )
+
+
+def stream_after(*, user: User, after: int, limit: int) -> list[StreamEntry]:
+    """Up to `limit` entries of the user's stream with `seq` greater than `after`."""
+    return list(
+        StreamEntry.objects.filter(user=user, seq__gt=after)
+        .select_related("event")
+        .order_by("seq")[:limit]
+    )

@@ -1,0 +1,263 @@
+"""Every change to a task goes through here.
+
+Each public function is one transaction: it locks what it changes, applies the rules of
+who may do what, bumps `version`, and records the event (the event row, each recipient's
+stream entry, and the hand-off to delivery after commit) in the same transaction.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from rest_framework.exceptions import NotFound, PermissionDenied
+
+from apps.common.exceptions import Problem
+from apps.tasks.models import (
+    EventStream,
+    EventType,
+    IdempotencyRecord,
+    StreamEntry,
+    Task,
+    TaskEvent,
+)
+from apps.tasks.representation import EDITABLE_FIELDS, task_representation
+from apps.tasks.selectors import can_manage, visible_tasks
+from apps.users.models import Role, User
+
+logger = logging.getLogger(__name__)
+
+# What an assignee who is not the creator (nor an admin) may change.
+ASSIGNEE_FIELDS = frozenset({"status", "description", "metadata"})
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    body: dict
+    replayed: bool
+
+
+def task_create(
+    *,
+    actor: User,
+    data: dict,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> CreateResult:
+    """Create a task from validated `data` and return its representation; with an
+    Idempotency-Key, a repeat of the same request within 24 hours replays the first
+    response and creates nothing, and the key with another body is a 422."""
+    if idempotency_key is None:
+        with transaction.atomic():
+            return CreateResult(body=_create_task(actor=actor, data=data), replayed=False)
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _create_idempotent(
+                    actor=actor, data=data, key=idempotency_key, request_hash=request_hash
+                )
+        except IntegrityError as exc:
+            # A concurrent request with the same key committed first: go round again
+            # and replay what it stored.
+            if "idempotency" not in str(exc).lower():
+                raise
+    raise Problem(
+        "A concurrent request with this Idempotency-Key is still in progress.",
+        status_code=409,
+        code="idempotency_key_in_use",
+    )
+
+
+def _create_idempotent(*, actor, data, key, request_hash) -> CreateResult:
+    now = timezone.now()
+    record = IdempotencyRecord.objects.select_for_update().filter(user=actor, key=key).first()
+    if record is not None and record.created_at > now - settings.IDEMPOTENCY_KEY_TTL:
+        if record.request_hash != request_hash:
+            raise Problem(
+                "This Idempotency-Key was already used with a different request body.",
+                status_code=422,
+                code="idempotency_key_reused",
+            )
+        return CreateResult(body=record.response_body, replayed=True)
+    if record is not None:
+        record.delete()
+    # Claim the key before doing the work: a concurrent request with the same key waits
+    # here on the unique index instead of creating a second task.
+    record = IdempotencyRecord.objects.create(
+        user=actor,
+        key=key,
+        request_hash=request_hash,
+        task_id="00000000-0000-0000-0000-000000000000",
+        response_body={},
+        created_at=now,
+    )
+    body = _create_task(actor=actor, data=data)
+    record.task_id = body["id"]
+    record.response_body = body
+    record.save(update_fields=["task_id", "response_body"])
+    return CreateResult(body=body, replayed=False)
+
+
+def _create_task(*, actor: User, data: dict) -> dict:
+    task = Task(created_by=actor, **data)
+    task.save(force_insert=True)
+    task.created_by = actor
+    body = task_representation(task)
+    _record_event(EventType.CREATED, task=task, actor=actor, snapshot=body)
+    return body
+
+
+@transaction.atomic
+def task_update(
+    *, task_id, actor: User, data: dict, if_match: frozenset[int] | None = None
+) -> Task:
+    """Apply validated `data` to the task. A change that changes nothing is not a change:
+    no new version and no event. Returns the task as it is now."""
+    task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match)
+    before = task_representation(task)
+    old_assignee_id = task.assignee_id
+    for field, value in data.items():
+        setattr(task, field, value)
+    after = task_representation(task)
+    changes = {
+        field: [before[field], after[field]]
+        for field in EDITABLE_FIELDS
+        if before[field] != after[field]
+    }
+    if not changes:
+        return task
+    if not can_manage(actor, task) and not set(changes) <= ASSIGNEE_FIELDS:
+        forbidden = ", ".join(sorted(set(changes) - ASSIGNEE_FIELDS))
+        raise PermissionDenied(
+            f"As the assignee you may change only status, description and metadata, "
+            f"not {forbidden}."
+        )
+    if task.archived_at is not None:
+        raise Problem(
+            "The task is archived; restore it before changing it.",
+            status_code=409,
+            code="task_archived",
+        )
+    task.version += 1
+    task.save()
+    _record_event(
+        EventType.UPDATED,
+        task=task,
+        actor=actor,
+        changes=changes,
+        extra_recipients={old_assignee_id} - {None},
+    )
+    return task
+
+
+@transaction.atomic
+def task_archive(*, task_id, actor: User, if_match: frozenset[int] | None = None) -> Task:
+    """Archive the task; archiving an archived task changes nothing."""
+    task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
+    if task.archived_at is not None:
+        return task
+    task.archived_at = timezone.now()
+    task.version += 1
+    task.save()
+    _record_event(EventType.ARCHIVED, task=task, actor=actor)
+    return task
+
+
+@transaction.atomic
+def task_restore(*, task_id, actor: User, if_match: frozenset[int] | None = None) -> Task:
+    """Bring an archived task back; restoring a live task changes nothing."""
+    task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
+    if task.archived_at is None:
+        return task
+    task.archived_at = None
+    task.version += 1
+    task.save()
+    _record_event(EventType.RESTORED, task=task, actor=actor)
+    return task
+
+
+@transaction.atomic
+def task_delete(*, task_id, actor: User, if_match: frozenset[int] | None = None) -> None:
+    """Delete the task for good; its history stays in the event log."""
+    task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
+    _record_event(EventType.DELETED, task=task, actor=actor, snapshot={"id": str(task.pk)})
+    task.delete()
+
+
+def _lock_visible_task(
+    *, task_id, actor: User, if_match: frozenset[int] | None = None, manage: bool = False
+) -> Task:
+    """Lock the task for this transaction, or 404 if the actor cannot see it; 403 when
+    `manage` and the actor is only the assignee; 412 when `if_match` (the versions an
+    If-Match header accepts; None for no condition) does not hold the current version."""
+    task = (
+        visible_tasks(actor)
+        .select_for_update(of=("self",))
+        .select_related("created_by")
+        .filter(pk=task_id)
+        .first()
+    )
+    if task is None:
+        raise NotFound("No task with this id.")
+    if manage and not can_manage(actor, task):
+        raise PermissionDenied("Only the task's creator or an admin may do this.")
+    if if_match is not None and task.version not in if_match:
+        raise Problem(
+            "The task has changed since the version named in If-Match.",
+            status_code=412,
+            code="stale_version",
+            current=task_representation(task),
+        )
+    return task
+
+
+def _recipients_of(task: Task) -> set[int]:
+    """Who can see the task now: its creator, its assignee and every active admin."""
+    admins = User.objects.filter(role=Role.ADMIN, is_active=True).values_list("pk", flat=True)
+    return {task.created_by_id, task.assignee_id, *admins} - {None}
+
+
+def _record_event(
+    event_type: str,
+    *,
+    task: Task,
+    actor: User,
+    changes: dict | None = None,
+    snapshot: dict | None = None,
+    extra_recipients: set[int] = frozenset(),
+) -> TaskEvent:
+    """Write the event and give it the next `seq` in each recipient's stream. Called last
+    in the transaction, so the stream locks are held only until the commit."""
+    recipients = _recipients_of(task) | extra_recipients
+    event = TaskEvent.objects.create(
+        type=event_type,
+        task_id=task.pk,
+        actor=actor,
+        actor_snapshot={"id": actor.pk, "username": actor.username},
+        task_snapshot=snapshot if snapshot is not None else task_representation(task),
+        changes=changes,
+        created_at=timezone.now(),
+    )
+    seqs = _next_seqs(sorted(recipients))
+    StreamEntry.objects.bulk_create(
+        StreamEntry(user_id=user_id, seq=seq, event=event) for user_id, seq in seqs.items()
+    )
+    return event
+
+
+def _next_seqs(user_ids: list[int]) -> dict[int, int]:
+    """Take the next `seq` of each user's stream in one statement. The upsert locks each
+    stream row until commit, in id order, so concurrent writers cannot deadlock here."""
+    if not user_ids:
+        return {}
+    table = EventStream._meta.db_table
+    values = ", ".join(["(%s, 1)"] * len(user_ids))
+    sql = (
+        f"INSERT INTO {table} (user_id, last_seq) VALUES {values} "
+        f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + 1 "
+        f"RETURNING user_id, last_seq"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, user_ids)
+        return dict(cursor.fetchall())

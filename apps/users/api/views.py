@@ -1,0 +1,137 @@
+"""Auth endpoints. Each handler parses in async code and does its database work in one
+`sync_to_async` hop."""
+
+from adrf.views import APIView
+from asgiref.sync import sync_to_async
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from apps.common.schema import problem_responses
+from apps.common.throttling import ClientAddressThrottle
+from apps.users import services
+from apps.users.api.serializers import (
+    LoginSerializer,
+    MeSerializer,
+    RefreshSerializer,
+    RegisteredUserSerializer,
+    RegisterSerializer,
+    TokenPairSerializer,
+    render_user,
+)
+
+
+class PublicAuthView(APIView):
+    """Endpoints reached without a token; a stale Authorization header is ignored."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request):
+        # Makes token failures here 401 (with a challenge) rather than DRF's 403.
+        return 'Bearer realm="api"'
+
+
+class RegisterView(PublicAuthView):
+    throttle_classes = [ClientAddressThrottle]
+    throttle_scope = "register"
+
+    @extend_schema(
+        operation_id="auth_register",
+        request=RegisterSerializer,
+        responses={
+            201: RegisteredUserSerializer,
+            **problem_responses(400, 415, 429),
+        },
+        auth=[],
+    )
+    async def post(self, request):
+        data = request.data
+        user = await sync_to_async(_register)(data)
+        return Response(render_user(user, with_preferences=False), status=status.HTTP_201_CREATED)
+
+
+def _register(data):
+    serializer = RegisterSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return services.user_register(**serializer.validated_data)
+
+
+class LoginView(PublicAuthView):
+    throttle_classes = [ClientAddressThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(
+        operation_id="auth_login",
+        request=LoginSerializer,
+        responses={
+            200: TokenPairSerializer,
+            **problem_responses(400, 401, 415, 429),
+        },
+        auth=[],
+    )
+    async def post(self, request):
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tokens = await sync_to_async(services.user_login)(**serializer.validated_data)
+        return Response(tokens)
+
+
+class RefreshView(PublicAuthView):
+    @extend_schema(
+        operation_id="auth_refresh",
+        request=RefreshSerializer,
+        responses={
+            200: OpenApiResponse(
+                TokenPairSerializer, description="A new pair; the old refresh is blacklisted."
+            ),
+            **problem_responses(400, 401, 415),
+        },
+        auth=[],
+    )
+    async def post(self, request):
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tokens = await sync_to_async(services.token_rotate)(**serializer.validated_data)
+        return Response(tokens)
+
+
+class LogoutView(APIView):
+    @extend_schema(
+        operation_id="auth_logout",
+        request=RefreshSerializer,
+        responses={
+            204: OpenApiResponse(description="The refresh token is blacklisted."),
+            **problem_responses(400, 401, 415),
+        },
+    )
+    async def post(self, request):
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        await sync_to_async(services.token_revoke)(user=request.user, **serializer.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(operation_id="auth_me", responses={200: MeSerializer, **problem_responses(401)})
+    async def get(self, request):
+        return Response(render_user(request.user))
+
+    @extend_schema(
+        operation_id="auth_me_update",
+        request=MeSerializer(partial=True),
+        responses={
+            200: MeSerializer,
+            **problem_responses(400, 401, 415),
+        },
+    )
+    async def patch(self, request):
+        serializer = MeSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = request.user
+        if "email_notifications" in serializer.validated_data:
+            user = await sync_to_async(services.user_update_preferences)(
+                user=user, **serializer.validated_data
+            )
+        return Response(render_user(user))
