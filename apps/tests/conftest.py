@@ -1,0 +1,94 @@
+"""Shared fixtures. The suite runs against the real components: PostgreSQL and a
+password-protected Redis (scripts/test provides both); without them it stops at once."""
+
+import os
+
+import httpx
+import pytest
+from django.conf import settings as django_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from apps.users.models import Role, User
+
+PASSWORD = "a-Strong-passw0rd"
+
+
+def pytest_configure(config):
+    missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+    if missing:
+        pytest.exit(
+            f"The tests need real PostgreSQL and Redis, but {', '.join(missing)} is not set. "
+            "Run them with scripts/test, which provides both.",
+            returncode=2,
+        )
+    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.exit("DATABASE_URL must name PostgreSQL for the tests.", returncode=2)
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords_and_fresh_cache(settings):
+    """Cheap password hashing, and no throttle counts carried over between tests."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+async def api():
+    """An HTTP client that speaks to the whole ASGI application (middleware included)."""
+    from project.asgi import application
+
+    transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 4321))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def make_user(django_db_blocker):
+    counter = iter(range(1, 10_000))
+
+    def make(username=None, *, role=Role.MEMBER, **extra) -> User:
+        name = username or f"user{next(counter)}"
+        with django_db_blocker.unblock():
+            return User.objects.create_user(
+                username=name, email=f"{name}@example.com", password=PASSWORD, role=role, **extra
+            )
+
+    return make
+
+
+@pytest.fixture
+def ana(make_user):
+    return make_user("ana")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def eve(make_user):
+    """A stranger to ana's and bob's tasks."""
+    return make_user("eve")
+
+
+@pytest.fixture
+def root(make_user):
+    return make_user("root", role=Role.ADMIN)
+
+
+def auth(user: User) -> dict[str, str]:
+    """Headers that authenticate as `user` with a fresh access token."""
+    return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict:
+    """The response is an RFC 9457 problem with this status; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "status", "detail"} <= set(body)
+    return body
