@@ -228,8 +228,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files are indexed once at startup, straight from the apps (no collectstatic
+# needed); autorefresh would cost every request a thread hop to look for a file.
 SERVESTATIC_USE_FINDERS = True
-SERVESTATIC_AUTOREFRESH = DEBUG
+SERVESTATIC_AUTOREFRESH = False
 
 # --- Production hardening (active when DJANGO_DEBUG=false) --------------------------------
 if not DEBUG:

@@ -25,7 +25,9 @@ class BodySizeLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    return await self._refuse(send, 400, "Content-Length is not a number.")
+                    return await self._refuse(
+                        send, 400, "Content-Length is not a number.", code="bad_content_length"
+                    )
                 if declared > self.max_bytes:
                     return await self._refuse(send, 413, self._too_large())
         received = 0
@@ -56,8 +58,8 @@ class BodySizeLimit:
         return f"The request body is larger than the limit of {self.max_bytes} bytes."
 
     @staticmethod
-    async def _refuse(send, status: int, detail: str):
-        body = json.dumps(problem_body(status, detail)).encode()
+    async def _refuse(send, status: int, detail: str, code: str = "payload_too_large"):
+        body = json.dumps(problem_body(status, detail, code=code)).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -1,17 +1,20 @@
 """Health, readiness, the schema and docs, and errors that escape the API's handlers."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.http import HttpResponse
 from django.urls import include, path
 
-from apps.tests.conftest import assert_problem
+from apps.tests.conftest import assert_problem, auth
 from apps.tests.processes import REPO, base_env, daphne_server, free_port, run_checked
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -191,3 +194,40 @@ def test_production_mode_refuses_the_development_secret_key():
     )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def _database_url_for_subprocess(**query: str) -> str:
+    """The test database as a DATABASE_URL, for a server process started by a test."""
+
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    port = db["PORT"] or 5432
+    suffix = f"?{urlencode(query)}" if query else ""
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{port}/{db['NAME']}{suffix}"
+
+
+def _pooled_backends(application_name: str) -> set[tuple[int, object]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s",
+            [application_name],
+        )
+        return set(cursor.fetchall())
+
+
+def test_requests_reuse_pooled_database_connections(ana):
+    """Under daphne, requests borrow connections from the pool: after many requests the
+    server holds the same PostgreSQL sessions it had, none opened per request."""
+    name = "taskhub-pool-test"
+    env = base_env(
+        DATABASE_URL=_database_url_for_subprocess(application_name=name),
+        REDIS_URL=os.environ["REDIS_URL"],
+    )
+    with daphne_server(env=env) as base_url, httpx.Client(base_url=base_url) as web:
+        assert web.get("/api/v1/tasks/", headers=auth(ana)).status_code == 200
+        before = _pooled_backends(name)
+        for _ in range(40):
+            assert web.get("/api/v1/tasks/", headers=auth(ana)).status_code == 200
+        after = _pooled_backends(name)
+    assert before, "the server holds no pooled connection after a request"
+    assert after == before

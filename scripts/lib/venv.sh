@@ -20,12 +20,15 @@ ensure_venv() {
     echo "Creating .venv with $("$python" --version)..."
     "$python" -m venv .venv
   fi
-  local stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)${extras:+-$extras}"
-  if [ ! -f "$stamp" ]; then
+  # One stamp per pyproject.toml version and extras; the dev install covers the plain one.
+  local hash
+  hash=$(sha256sum pyproject.toml | cut -c1-16)
+  local stamp=".venv/.installed-$hash-${extras:-base}"
+  if [ ! -f "$stamp" ] && ! { [ -z "$extras" ] && [ -f ".venv/.installed-$hash-dev" ]; }; then
     echo "Installing dependencies into .venv..."
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check ".${extras:+[$extras]}"
-    rm -f .venv/.installed-*
+    find .venv -maxdepth 1 -name '.installed-*' ! -name ".installed-$hash-*" -delete
     touch "$stamp"
   fi
   export PATH="$PWD/.venv/bin:$PATH"

@@ -1,0 +1,174 @@
+"""Benchmark: the task list endpoint under concurrent load, served by daphne.
+
+Seeds users and tasks into PostgreSQL, starts daphne, and runs concurrent clients against
+`GET /api/v1/tasks/` for a fixed time per page size; prints throughput, latency
+percentiles and the server's resident memory. Figures only: nothing here passes or fails.
+
+    .venv/bin/python scripts/bench/list_tasks.py [--tasks 5000] [--seconds 10] [--clients 16]
+
+DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/taskhub_bench (created if
+missing); its tasks are replaced. REDIS_URL is used if set.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/taskhub_bench")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+# Measure the production configuration.
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_SECRET_KEY", "bench-" + "x" * 40)
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+
+
+def ensure_database(url: str) -> None:
+    import environ
+    import psycopg
+
+    config = environ.Env.db_url_config(url)
+    with psycopg.connect(
+        host=config["HOST"], port=config["PORT"] or 5432, user=config["USER"],
+        password=config["PASSWORD"] or None, dbname="postgres", autocommit=True,
+    ) as conn:  # fmt: skip
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]
+        ).fetchone():
+            conn.execute(f'CREATE DATABASE "{config["NAME"]}"')
+
+
+def seed(task_count: int) -> str:
+    """Replace the bench data; return an access token for a user who sees every task."""
+    import django
+
+    django.setup()
+    import logging
+
+    from django.core.management import call_command
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from apps.tasks.models import Priority, Status, Task
+    from apps.users.models import User
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    call_command("migrate", verbosity=0)
+    Task.objects.all().delete()
+    User.objects.filter(username__startswith="bench-").delete()
+    users = User.objects.bulk_create(
+        User(username=f"bench-{i}", email=f"bench-{i}@example.com") for i in range(50)
+    )
+    reader = users[0]
+    statuses, priorities = list(Status.values), list(Priority.values)
+    Task.objects.bulk_create(
+        Task(
+            title=f"Task {i}",
+            description="Benchmark task " * 5,
+            status=statuses[i % 3],
+            priority=priorities[i % 4],
+            created_by=reader if i % 2 else users[i % 50],
+            assignee=users[(i + 1) % 50] if i % 2 else reader,
+            metadata={"n": i},
+        )
+        for i in range(task_count)
+    )
+    return str(AccessToken.for_user(reader))
+
+
+async def load(base_url: str, token: str, *, limit: int, seconds: float, clients: int) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def client_loop(client):
+        nonlocal errors
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            response = await client.get(f"/api/v1/tasks/?limit={limit}", headers=headers)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200 or len(response.json()["results"]) != limit:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        elapsed = time.monotonic() - started
+    latencies.sort()
+
+    def pick(quantile: float) -> float:
+        return latencies[min(len(latencies) - 1, int(quantile * len(latencies)))] * 1000
+
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pick(0.50),
+        "p95_ms": pick(0.95),
+        "p99_ms": pick(0.99),
+        "mean_ms": statistics.fmean(latencies) * 1000,
+    }
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    ensure_database(os.environ["DATABASE_URL"])
+    token = seed(args.tasks)
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(args.port),
+         "--access-log", os.devnull, "project.asgi:application"],
+        cwd=REPO, env=env,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{args.port}"
+    try:
+        import httpx
+
+        for _ in range(100):
+            try:
+                httpx.get(f"{base_url}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        print(f"list endpoint, {args.tasks} tasks, {args.clients} clients, {args.seconds}s each")
+        columns = ("limit", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "rss MiB")
+        print(" ".join(f"{name:>8}" for name in columns))
+        for limit in (1, 50, 200):
+            result = asyncio.run(
+                load(base_url, token, limit=limit, seconds=args.seconds, clients=args.clients)
+            )
+            figures = [result[name] for name in ("rps", "p50_ms", "p95_ms", "p99_ms")]
+            print(
+                f"{limit:>8} "
+                + " ".join(f"{value:>8.1f}" for value in figures)
+                + f" {result['errors']:>8} {rss_mib(server.pid):>8.1f}"
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
