@@ -9,8 +9,9 @@ class BodySizeLimit:
     """Refuse HTTP request bodies larger than `max_bytes` with 413 problem+json.
 
     Django's ASGI handler spools a whole body before any view or middleware runs, so the
-    check has to happen here: by `Content-Length` up front, and by counting streamed
-    chunks for bodies sent without one.
+    check has to happen here: by `Content-Length` up front, or, for a body sent without
+    one (chunked), by reading it here up to the limit. Such a body is then handed to
+    Django with its `Content-Length`, which Django REST framework needs to read it at all.
     """
 
     def __init__(self, app, *, max_bytes: int):
@@ -20,39 +21,48 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        declared = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    return await self._refuse(
-                        send, 400, "Content-Length is not a number.", code="bad_content_length"
-                    )
-                if declared > self.max_bytes:
-                    return await self._refuse(send, 413, self._too_large())
-        received = 0
-        response_started = False
+                    declared = -1
+        if declared is not None and declared < 0:
+            return await self._refuse(
+                send, 400, "Content-Length is not a number.", code="bad_content_length"
+            )
+        if declared is not None and declared > self.max_bytes:
+            return await self._refuse(send, 413, self._too_large())
+        if declared is not None:
+            return await self.app(scope, receive, send)
+        return await self._with_buffered_body(scope, receive, send)
 
-        async def counting_receive():
-            nonlocal received
+    async def _with_buffered_body(self, scope, receive, send):
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await self._refuse(send, 413, self._too_large())
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        headers = [*scope.get("headers", []), (b"content-length", str(len(body)).encode())]
+        replayed = False
 
-        async def tracking_send(message):
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
-                await self._refuse(send, 413, self._too_large())
+        return await self.app({**scope, "headers": headers}, replay, send)
 
     def _too_large(self) -> str:
         return f"The request body is larger than the limit of {self.max_bytes} bytes."
@@ -72,7 +82,3 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    pass

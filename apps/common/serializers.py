@@ -1,6 +1,15 @@
 from rest_framework import serializers
 
 
+class TextField(serializers.CharField):
+    """A string field that takes only JSON strings: DRF's CharField would turn 5 into "5"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictSerializer(serializers.Serializer):
     """Rejects fields the serializer does not know, so a typo is an error, not a no-op.
     Read-only fields are known, so a client may send back what it was given."""

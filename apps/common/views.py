@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 
 from apps.common.problems import problem_response
 
@@ -99,6 +100,7 @@ async def _check_channel_layer() -> None:
         raise RuntimeError("unexpected message read back")
 
 
+@csrf_exempt
 async def api_not_found(request):
     """Any path under /api/ that names no endpoint."""
     detail = f"There is no API endpoint at {request.path}."

@@ -21,7 +21,10 @@ class Priority(models.IntegerChoices):
 
     @classmethod
     def from_label(cls, label: str) -> "Priority":
-        return next(member for member in cls if member.label == label)
+        for member in cls:
+            if member.label == label:
+                return member
+        raise ValueError(f"{label!r} is not a priority")
 
 
 class Task(models.Model):

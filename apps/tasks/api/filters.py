@@ -112,7 +112,7 @@ def _choices(raw: str, allowed, name: str, errors: ParamErrors) -> tuple[str, ..
     if unknown or not chosen:
         errors.add(name, f"Unknown value(s) {', '.join(unknown) or '(empty)'}; "
                    f"allowed: {', '.join(allowed)} (comma-separated).")  # fmt: skip
-    return tuple(dict.fromkeys(chosen))
+    return tuple(dict.fromkeys(value for value in chosen if value in allowed))
 
 
 def _user_ref(raw: str, user: User, name: str, errors: ParamErrors) -> int | None:

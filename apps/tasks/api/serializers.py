@@ -2,7 +2,7 @@ import json
 
 from rest_framework import serializers
 
-from apps.common.serializers import StrictSerializer
+from apps.common.serializers import StrictSerializer, TextField
 from apps.tasks.models import EventType, Priority, Status
 from apps.users.models import User
 
@@ -20,8 +20,8 @@ class TaskSerializer(StrictSerializer):
     `apps.tasks.representation.task_representation`, which a test keeps in step."""
 
     id = serializers.UUIDField(read_only=True)
-    title = serializers.CharField(max_length=200)
-    description = serializers.CharField(
+    title = TextField(max_length=200)
+    description = TextField(
         max_length=10_000, allow_blank=True, trim_whitespace=False, default=""
     )
     status = serializers.ChoiceField(choices=Status.values, default=Status.TODO)

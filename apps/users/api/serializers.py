@@ -3,14 +3,14 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from apps.common.serializers import StrictSerializer
+from apps.common.serializers import StrictSerializer, TextField
 from apps.users.models import EmailNotifications, Role, User
 
 
 class RegisterSerializer(StrictSerializer):
-    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    username = TextField(max_length=150, validators=[UnicodeUsernameValidator()])
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    password = TextField(write_only=True, max_length=128, trim_whitespace=False)
 
     def validate_email(self, value: str) -> str:
         return User.objects.normalize_email(value)
@@ -25,12 +25,12 @@ class RegisterSerializer(StrictSerializer):
 
 
 class LoginSerializer(StrictSerializer):
-    username = serializers.CharField(max_length=254, help_text="The username or the email.")
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    username = TextField(max_length=254, help_text="The username or the email.")
+    password = TextField(max_length=128, trim_whitespace=False)
 
 
 class RefreshSerializer(StrictSerializer):
-    refresh = serializers.CharField()
+    refresh = TextField(max_length=4096)
 
 
 class TokenPairSerializer(serializers.Serializer):
