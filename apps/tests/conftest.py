@@ -5,7 +5,9 @@ import os
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
+from django.db import connections
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.users.models import Role, User
@@ -32,6 +34,15 @@ def _fast_passwords_and_fresh_cache(settings):
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+async def _release_orm_thread_connection():
+    """ORM calls that a test makes through `sync_to_async` run in asgiref's shared worker
+    thread; hand its connection back after each test so that no session outlives the
+    test database (which pytest-django could then not drop)."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
