@@ -1,4 +1,3 @@
-from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -11,7 +10,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/auth/", include("apps.users.api.urls")),
     path("api/v1/", include("apps.tasks.api.urls")),
-    path("admin/", admin.site.urls),
     # Anything else under /api/ is a problem+json 404, whatever DEBUG says.
     re_path(r"^api/", common_views.api_not_found),
 ]

@@ -231,3 +231,32 @@ def test_requests_reuse_pooled_database_connections(ana):
         after = _pooled_backends(name)
     assert before, "the server holds no pooled connection after a request"
     assert after == before
+
+
+def _production_env(tmp_path, **extra: str) -> dict:
+    return base_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="production-test-" + "k" * 40,
+        **extra,
+    )
+
+
+def test_production_mode_redirects_plain_http_to_https(tmp_path):
+    with daphne_server(env=_production_env(tmp_path)) as base_url:
+        response = httpx.get(f"{base_url}/api/v1/tasks/", headers={"Host": "localhost"})
+    assert response.status_code == 301
+    assert response.headers["location"] == "https://localhost/api/v1/tasks/"
+
+
+def test_production_mode_sends_security_headers_behind_a_tls_proxy(tmp_path):
+    env = _production_env(tmp_path, DJANGO_TRUST_X_FORWARDED_PROTO="true")
+    with daphne_server(env=env) as base_url:
+        response = httpx.get(
+            f"{base_url}/healthz", headers={"Host": "localhost", "X-Forwarded-Proto": "https"}
+        )
+    assert response.status_code == 200
+    assert "max-age=31536000" in response.headers["strict-transport-security"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "same-origin"
