@@ -154,26 +154,23 @@ def task_update(
 @transaction.atomic
 def task_archive(*, task_id, actor: User, if_match: frozenset[int] | None = None) -> Task:
     """Archive the task; archiving an archived task changes nothing."""
-    task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
-    if task.archived_at is not None:
-        return task
-    task.archived_at = timezone.now()
-    task.version += 1
-    task.save()
-    _record_event(EventType.ARCHIVED, task=task, actor=actor)
-    return task
+    return _set_archived(task_id=task_id, actor=actor, if_match=if_match, archived=True)
 
 
 @transaction.atomic
 def task_restore(*, task_id, actor: User, if_match: frozenset[int] | None = None) -> Task:
     """Bring an archived task back; restoring a live task changes nothing."""
+    return _set_archived(task_id=task_id, actor=actor, if_match=if_match, archived=False)
+
+
+def _set_archived(*, task_id, actor: User, if_match, archived: bool) -> Task:
     task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
-    if task.archived_at is None:
+    if (task.archived_at is not None) == archived:
         return task
-    task.archived_at = None
+    task.archived_at = timezone.now() if archived else None
     task.version += 1
     task.save()
-    _record_event(EventType.RESTORED, task=task, actor=actor)
+    _record_event(EventType.ARCHIVED if archived else EventType.RESTORED, task=task, actor=actor)
     return task
 
 
