@@ -21,9 +21,7 @@ class TaskSerializer(StrictSerializer):
 
     id = serializers.UUIDField(read_only=True)
     title = TextField(max_length=200)
-    description = TextField(
-        max_length=10_000, allow_blank=True, trim_whitespace=False, default=""
-    )
+    description = TextField(max_length=10_000, allow_blank=True, trim_whitespace=False, default="")
     status = serializers.ChoiceField(choices=Status.values, default=Status.TODO)
     priority = serializers.ChoiceField(choices=Priority.labels, default=Priority.MEDIUM.label)
     due_at = serializers.DateTimeField(allow_null=True, default=None)
