@@ -123,13 +123,29 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_CHANNELS_URL}], "prefix": "taskhub"},
+            "CONFIG": {
+                # redis-py's default pool of 100 connections fails a storm of connects.
+                "hosts": [
+                    {
+                        "address": REDIS_CHANNELS_URL,
+                        "max_connections": env.int("REDIS_CHANNEL_MAX_CONNECTIONS", default=2000),
+                    }
+                ],
+                "prefix": "taskhub",
+                # Room for a burst of events queued behind a slow socket.
+                "capacity": 1000,
+            },
         }
     }
 else:
     REDIS_CACHE_URL = REDIS_BROKER_URL = REDIS_CHANNELS_URL = ""
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 1000},
+        }
+    }
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_BROKER_URL or "memory://"
@@ -140,6 +156,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Log through Django's LOGGING, so LOG_FORMAT=json applies to the worker too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A request's hand-off to the broker must not hang when Redis is away: the event is
+# already durable in the log.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
 
 # --- Email --------------------------------------------------------------------------------
 if env.str("EMAIL_URL", default=""):
@@ -147,6 +168,8 @@ if env.str("EMAIL_URL", default=""):
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Taskhub <taskhub@localhost>")
+# Where people open the product; links in emails point here.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
 
 # --- Auth ---------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = ["apps.users.backends.UsernameOrEmailBackend"]

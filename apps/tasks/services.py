@@ -6,7 +6,9 @@ stream entry, and the hand-off to delivery after commit) in the same transaction
 """
 
 import logging
+import time
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -14,6 +16,7 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from apps.common.exceptions import Problem
+from apps.tasks.jobs import publish_event
 from apps.tasks.models import (
     EventStream,
     EventType,
@@ -240,7 +243,14 @@ def _record_event(
     StreamEntry.objects.bulk_create(
         StreamEntry(user_id=user_id, seq=seq, event=event) for user_id, seq in seqs.items()
     )
+    transaction.on_commit(partial(_hand_off_event, event.pk), robust=True)
     return event
+
+
+def _hand_off_event(event_id: int) -> None:
+    """After commit: queue the event's delivery. Should the broker be away, the event
+    stays in the log, where sockets resuming with `after` still find it."""
+    publish_event.delay(event_id, time.time())
 
 
 def _next_seqs(user_ids: list[int]) -> dict[int, int]:
