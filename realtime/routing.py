@@ -1,19 +1,14 @@
-"""WebSocket routing. The live task stream (`/ws/tasks/`) arrives with the live-updates
-work; until then a WebSocket handshake is refused at once rather than left hanging."""
+"""WebSocket routing: origin check, JWT authentication, then the consumers."""
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
-from django.urls import re_path
+from django.urls import path, re_path
 
+from realtime.consumers import NoSuchStreamConsumer, TaskStreamConsumer
+from realtime.middleware import BrowserOriginValidator, JWTAuthMiddleware
 
-class RefuseConsumer(AsyncWebsocketConsumer):
-    """Closes every handshake: no WebSocket endpoint is served yet."""
+websocket_urlpatterns = [
+    path("ws/tasks/", TaskStreamConsumer.as_asgi()),
+    re_path(r"", NoSuchStreamConsumer.as_asgi()),
+]
 
-    async def connect(self):
-        await self.close()
-
-
-websocket_application = AllowedHostsOriginValidator(
-    URLRouter([re_path(r"", RefuseConsumer.as_asgi())])
-)
+websocket_application = BrowserOriginValidator(JWTAuthMiddleware(URLRouter(websocket_urlpatterns)))

@@ -8,7 +8,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.common.pagination import OrderKey
-from apps.tasks.models import Status, StreamEntry, Task, TaskEvent
+from apps.tasks.models import EventStream, Status, StreamEntry, Task, TaskEvent
+from apps.tasks.representation import event_representation
 from apps.users.models import User
 
 # Sentinels that put tasks without a due date last whichever way `due_at` is ordered.
@@ -113,3 +114,29 @@ def stream_after(*, user: User, after: int, limit: int) -> list[StreamEntry]:
         .select_related("event")
         .order_by("seq")[:limit]
     )
+
+
+def stream_last_seq(*, user: User) -> int:
+    """The last `seq` handed out in the user's stream (0 for none yet)."""
+    stream = EventStream.objects.filter(user=user).values_list("last_seq", flat=True).first()
+    return stream or 0
+
+
+def stream_is_pruned_after(*, user: User, after: int) -> bool:
+    """Whether the log can no longer replay everything after `after`: entries just past
+    it were pruned, or `after` is beyond anything this stream handed out."""
+    last_seq = stream_last_seq(user=user)
+    if after >= last_seq:
+        return after > last_seq
+    oldest = (
+        StreamEntry.objects.filter(user=user).order_by("seq").values_list("seq", flat=True).first()
+    )
+    return oldest is None or oldest > after + 1
+
+
+def stream_events_after(*, user: User, after: int, limit: int) -> list[dict]:
+    """Up to `limit` events of the user's stream after `after`, rendered, oldest first."""
+    return [
+        event_representation(entry.event, seq=entry.seq)
+        for entry in stream_after(user=user, after=after, limit=limit)
+    ]

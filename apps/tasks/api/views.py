@@ -365,13 +365,10 @@ class EventListView(APIView):
             errors.add("after", "Must be a whole number (a seq), 0 or more.")
         limit = parse_limit(values.get("limit"), errors)
         errors.raise_if_any()
-        entries = await sync_to_async(_stream_page)(request.user, int(after), limit)
+        entries = await sync_to_async(selectors.stream_events_after)(
+            user=request.user, after=int(after), limit=limit + 1
+        )
         more = len(entries) > limit
         results = entries[:limit]
         next_url = page_url(request, after=results[-1]["seq"], limit=limit) if more else None
         return Response({"results": results, "next": next_url})
-
-
-def _stream_page(user, after: int, limit: int) -> list[dict]:
-    entries = selectors.stream_after(user=user, after=after, limit=limit + 1)
-    return [event_representation(entry.event, seq=entry.seq) for entry in entries]

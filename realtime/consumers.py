@@ -1,0 +1,155 @@
+"""The live task stream: `/ws/tasks/`."""
+
+import asyncio
+import time
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.tasks import selectors
+from realtime.groups import user_stream_group
+from realtime.middleware import BEARER_SUBPROTOCOL
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_BAD_REQUEST = 4400
+CLOSE_NOT_FOUND = 4404
+REPLAY_PAGE = 200
+
+
+class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
+    """Sends a user their event stream: every event, in `seq` order, exactly once.
+
+    On connect it joins the user's group first, so that live events queue up in the
+    channel layer while it says hello and replays the log after `?after=`; afterwards a
+    live event at or below the last `seq` sent is a duplicate and dropped, and one past a
+    gap (jobs may publish out of order) first fills the gap from the log. Live events
+    carry their rendered payload, so delivering one costs no query and no thread hop.
+    """
+
+    user = None
+    delivered = 0
+    expiry_task: asyncio.Task | None = None
+
+    async def connect(self):
+        """Authenticate, join the stream, say hello and replay what the client missed."""
+        subprotocol = BEARER_SUBPROTOCOL if self.scope.get("bearer_subprotocol") else None
+        await self.accept(subprotocol)
+        user = self.scope.get("user")
+        if user is None or self._token_expired():
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        after = _after_from_query(self.scope.get("query_string", b""))
+        if after is False:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
+        self.user = user
+        await self.channel_layer.group_add(user_stream_group(user.pk), self.channel_name)
+        last_seq = await database_sync_to_async(selectors.stream_last_seq)(user=user)
+        await self.send_json(
+            {
+                "type": "hello",
+                "user": {"id": user.pk, "username": user.username},
+                "last_seq": last_seq,
+            }
+        )
+        self.delivered = last_seq
+        if after is not None:
+            await self.replay_after(after)
+        self.expiry_task = asyncio.create_task(self._close_at_expiry())
+
+    async def disconnect(self, code):
+        """Leave the stream group and stop the expiry timer."""
+        if self.expiry_task is not None:
+            self.expiry_task.cancel()
+        if self.user is not None:
+            await self.channel_layer.group_discard(
+                user_stream_group(self.user.pk), self.channel_name
+            )
+
+    async def receive_json(self, content, **kwargs):
+        """Client messages: `ping` and `resume`."""
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "resume":
+            after = content.get("after")
+            if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+                await self.send_json(
+                    {"type": "error", "detail": "resume needs `after`: a seq, 0 or more."}
+                )
+                return
+            await self.replay_after(after)
+        else:
+            await self.send_json(
+                {"type": "error", "detail": "Unknown message; send ping or resume."}
+            )
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def task_event(self, message):
+        """A live event from the channel layer (already rendered for this user)."""
+        event = message["event"]
+        seq = event["seq"]
+        if seq <= self.delivered:
+            return
+        if seq > self.delivered + 1:
+            await self.replay_after(self.delivered)  # fills the gap, this event included
+            return
+        await self.send_json(event)
+        self.delivered = seq
+
+    async def replay_after(self, after: int) -> None:
+        """Send every event of the user's stream after `after` from the log, in order; or
+        `resync_required` when the log no longer reaches back that far."""
+        if await database_sync_to_async(selectors.stream_is_pruned_after)(
+            user=self.user, after=after
+        ):
+            await self.send_json({"type": "resync_required"})
+            self.delivered = max(self.delivered, after)
+            return
+        self.delivered = after
+        while True:
+            events = await database_sync_to_async(selectors.stream_events_after)(
+                user=self.user, after=self.delivered, limit=REPLAY_PAGE
+            )
+            for event in events:
+                await self.send_json(event)
+                self.delivered = event["seq"]
+            if len(events) < REPLAY_PAGE:
+                return
+
+    def _token_expired(self) -> bool:
+        expires_at = self.scope.get("token_exp")
+        return expires_at is not None and expires_at <= time.time()
+
+    async def _close_at_expiry(self) -> None:
+        expires_at = self.scope.get("token_exp")
+        if expires_at is None:
+            return
+        await asyncio.sleep(max(0, expires_at - time.time()))
+        await self.close(code=CLOSE_UNAUTHORIZED)
+
+
+def _after_from_query(query_string: bytes) -> int | bool | None:
+    """`?after=<seq>`: the seq, None when absent, False when malformed."""
+    values = parse_qs(query_string.decode("latin1")).get("after")
+    if not values:
+        return None
+    value = values[-1]
+    return int(value) if value.isdigit() and len(value) < 19 else False
+
+
+class NoSuchStreamConsumer(AsyncJsonWebsocketConsumer):
+    """Any other WebSocket path: accepted only to be closed with 4404."""
+
+    async def connect(self):
+        """Close at once: there is no stream here."""
+        subprotocol = BEARER_SUBPROTOCOL if self.scope.get("bearer_subprotocol") else None
+        await self.accept(subprotocol)
+        await self.close(code=CLOSE_NOT_FOUND)

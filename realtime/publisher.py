@@ -1,0 +1,64 @@
+"""Sending to the channel layer from sync code (Celery jobs, in-process jobs).
+
+A Celery worker process keeps one event loop in a thread of its own for the life of the
+process, so the channel layer's Redis connection pool lives as long as the process and
+every job reuses it: no connection per message or per job. All of a job's messages go in
+one hop to that loop.
+
+In the embedded mode (in-memory layer, jobs run inside the web process) the sockets live
+on daphne's event loop, so the messages are sent there instead.
+"""
+
+import asyncio
+import os
+import threading
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+SEND_TIMEOUT_SECONDS = 30
+
+
+class _ProcessLoop:
+    """An event loop running in a daemon thread, one per process (re-made after a fork)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+        self.started = 0  # how many loops this process has started (for tests/benchmarks)
+
+    def run(self, coroutine):
+        loop = self._ensure_loop()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(SEND_TIMEOUT_SECONDS)
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="channel-layer-loop", daemon=True
+                )
+                thread.start()
+                self._loop, self._pid = loop, os.getpid()
+                self.started += 1
+            return self._loop
+
+
+process_loop = _ProcessLoop()
+
+
+def send_to_groups(messages: list[tuple[str, dict]]) -> None:
+    """`group_send` each (group, message), all in one hop to the loop that owns the layer.
+    Messages must be JSON-ready primitives (the Redis layer packs them with msgpack)."""
+    if not messages:
+        return
+    layer = get_channel_layer()
+
+    async def send_all():
+        await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+
+    if isinstance(layer, InMemoryChannelLayer):
+        async_to_sync(send_all)()
+    else:
+        process_loop.run(send_all())
