@@ -120,9 +120,13 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
+    # Pub/sub rather than the list-based RedisChannelLayer: scripts/bench/fanout.py measured
+    # 2000 events to 3 of 500 sockets at 3677 deliveries/s, p50 0.5 ms, against 871/s, p50
+    # 17 ms. Pub/sub keeps nothing for a socket that is not listening; nothing is lost by
+    # that, since a socket fills any gap in `seq` from the event log.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 # redis-py's default pool of 100 connections fails a storm of connects.
                 "hosts": [
@@ -132,8 +136,6 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": "taskhub",
-                # Room for a burst of events queued behind a slow socket.
-                "capacity": 1000,
             },
         }
     }
