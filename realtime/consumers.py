@@ -110,8 +110,9 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         if await database_sync_to_async(selectors.stream_is_pruned_after)(
             user=self.user, after=after
         ):
+            # The client reloads its state over REST; live events continue from now.
             await self.send_json({"type": "resync_required"})
-            self.delivered = max(self.delivered, after)
+            self.delivered = await database_sync_to_async(selectors.stream_last_seq)(user=self.user)
             return
         self.delivered = after
         while True:
