@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -160,6 +161,29 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Log through Django's LOGGING, so LOG_FORMAT=json applies to the worker too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Dependable jobs: a job is acknowledged only once it has run, and runs again if its
+# worker dies; each worker takes one job at a time. Redis hands an unacknowledged job to
+# another worker after the visibility timeout, which must stay above the longest job
+# (periodic jobs stop after 60 s, an SMTP send times out after EMAIL_TIMEOUT).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=15 * 60)
+}
+CELERY_BEAT_SCHEDULE = {
+    "send-due-reminders": {"task": "tasks.send_due_reminders", "schedule": 60.0},
+    "requeue-stale-emails": {"task": "tasks.requeue_stale_emails", "schedule": 10 * 60.0},
+    "prune-event-log": {"task": "tasks.prune_event_log", "schedule": crontab(minute=5)},
+    "prune-idempotency-records": {
+        "task": "tasks.prune_idempotency_records",
+        "schedule": crontab(minute=35),
+    },
+    "purge-archived-tasks": {
+        "task": "tasks.purge_archived_tasks",
+        "schedule": crontab(hour=3, minute=30),
+    },
+}
 # A request's hand-off to the broker must not hang when Redis is away: the event is
 # already durable in the log.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
@@ -169,6 +193,7 @@ if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Taskhub <taskhub@localhost>")
 # Where people open the product; links in emails point here.
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000")

@@ -46,6 +46,8 @@ class Task(models.Model):
         related_name="assigned_tasks",
     )
     archived_at = models.DateTimeField(null=True, blank=True)
+    # The due date a due-soon reminder went out for: a new due date re-arms it.
+    reminded_for_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -61,6 +63,12 @@ class Task(models.Model):
             models.Index(fields=["updated_at", "id"], name="task_updated"),
             models.Index(fields=["priority", "id"], name="task_priority"),
             models.Index(fields=["archived_at"], name="task_archived"),
+            # Open tasks by due date: what the reminder job scans.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(archived_at__isnull=True) & ~models.Q(status="done"),
+                name="task_open_due",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -158,3 +166,38 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} of user {self.user_id}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class EmailDelivery(models.Model):
+    """One email about one event to one person, decided before anything is sent.
+
+    The unique pair makes the decision idempotent; the send happens while this row is
+    locked and is marked in the same transaction, so a re-run, a duplicate message from
+    the broker or a second worker finds it sent (or locked) and sends nothing.
+    """
+
+    event = models.ForeignKey(TaskEvent, on_delete=models.CASCADE, related_name="deliveries")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    email = models.EmailField()
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "user"], name="emaildelivery_event_user"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="emaildelivery_status")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} to {self.email}: {self.status}"

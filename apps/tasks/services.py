@@ -8,19 +8,21 @@ stream entry, and the hand-off to delivery after commit) in the same transaction
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from apps.common.exceptions import Problem
-from apps.tasks.jobs import publish_event
 from apps.tasks.models import (
     EventStream,
     EventType,
     IdempotencyRecord,
+    Status,
     StreamEntry,
     Task,
     TaskEvent,
@@ -185,6 +187,65 @@ def task_delete(*, task_id, actor: User, if_match: frozenset[int] | None = None)
     task.delete()
 
 
+def remind_due_tasks(*, now: datetime, lead: timedelta, batch_size: int = 100) -> int:
+    """One batch of due-soon reminders: each open task due within `lead` from `now` that
+    was not yet reminded for its current due date gets one `task.due_soon` event. Tasks
+    another run has locked are skipped, so two runs at once remind nobody twice."""
+    with transaction.atomic():
+        tasks = list(
+            Task.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("created_by")
+            .filter(archived_at__isnull=True, due_at__gt=now, due_at__lte=now + lead)
+            .exclude(status=Status.DONE)
+            .exclude(reminded_for_due_at=F("due_at"))
+            .order_by("due_at", "id")[:batch_size]
+        )
+        for task in tasks:
+            task.reminded_for_due_at = task.due_at
+            task.save(update_fields=["reminded_for_due_at"])
+            _record_event(EventType.DUE_SOON, task=task, actor=None)
+    return len(tasks)
+
+
+def purge_archived_tasks(*, archived_before: datetime, batch_size: int = 100) -> int:
+    """Delete one batch of tasks archived before `archived_before`, each with its
+    `task.deleted` event; tasks locked by another run are left to it."""
+    with transaction.atomic():
+        tasks = list(
+            Task.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("created_by")
+            .filter(archived_at__lt=archived_before)
+            .order_by("archived_at", "id")[:batch_size]
+        )
+        for task in tasks:
+            _record_event(EventType.DELETED, task=task, actor=None, snapshot={"id": str(task.pk)})
+            task.delete()
+    return len(tasks)
+
+
+def prune_event_log(*, created_before: datetime, batch_size: int = 1000) -> int:
+    """Delete one batch of events older than `created_before` (with their stream entries
+    and email records). A socket resuming from before what is left gets resync_required."""
+    ids = list(
+        TaskEvent.objects.filter(created_at__lt=created_before)
+        .order_by("id")
+        .values_list("id", flat=True)[:batch_size]
+    )
+    _, per_model = TaskEvent.objects.filter(id__in=ids).delete()
+    return per_model.get(TaskEvent._meta.label, 0)
+
+
+def prune_idempotency_records(*, created_before: datetime, batch_size: int = 1000) -> int:
+    """Delete one batch of Idempotency-Key records older than `created_before`."""
+    ids = list(
+        IdempotencyRecord.objects.filter(created_at__lt=created_before)
+        .order_by("id")
+        .values_list("id", flat=True)[:batch_size]
+    )
+    _, per_model = IdempotencyRecord.objects.filter(id__in=ids).delete()
+    return per_model.get(IdempotencyRecord._meta.label, 0)
+
+
 def _lock_visible_task(
     *, task_id, actor: User, if_match: frozenset[int] | None = None, manage: bool = False
 ) -> Task:
@@ -222,19 +283,20 @@ def _record_event(
     event_type: str,
     *,
     task: Task,
-    actor: User,
+    actor: User | None,
     changes: dict | None = None,
     snapshot: dict | None = None,
     extra_recipients: set[int] = frozenset(),
 ) -> TaskEvent:
     """Write the event and give it the next `seq` in each recipient's stream. Called last
-    in the transaction, so the stream locks are held only until the commit."""
+    in the transaction, so the stream locks are held only until the commit. Events of the
+    system's own jobs (reminders, purges) have no actor."""
     recipients = _recipients_of(task) | extra_recipients
     event = TaskEvent.objects.create(
         type=event_type,
         task_id=task.pk,
         actor=actor,
-        actor_snapshot={"id": actor.pk, "username": actor.username},
+        actor_snapshot={"id": actor.pk, "username": actor.username} if actor else None,
         task_snapshot=snapshot if snapshot is not None else task_representation(task),
         changes=changes,
         created_at=timezone.now(),
@@ -250,6 +312,8 @@ def _record_event(
 def _hand_off_event(event_id: int) -> None:
     """After commit: queue the event's delivery. Should the broker be away, the event
     stays in the log, where sockets resuming with `after` still find it."""
+    from apps.tasks.jobs import publish_event  # the jobs build on these services
+
     publish_event.delay(event_id, time.time())
 
 
