@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -15,7 +14,14 @@ from django.http import HttpResponse
 from django.urls import include, path
 
 from apps.tests.conftest import assert_problem, auth
-from apps.tests.processes import REPO, base_env, daphne_server, free_port, run_checked
+from apps.tests.processes import (
+    REPO,
+    base_env,
+    daphne_server,
+    database_url_for_subprocess,
+    free_port,
+    run_checked,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -196,16 +202,6 @@ def test_production_mode_refuses_the_development_secret_key():
     assert "DJANGO_SECRET_KEY" in result.stderr
 
 
-def _database_url_for_subprocess(**query: str) -> str:
-    """The test database as a DATABASE_URL, for a server process started by a test."""
-
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    port = db["PORT"] or 5432
-    suffix = f"?{urlencode(query)}" if query else ""
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{port}/{db['NAME']}{suffix}"
-
-
 def _pooled_backends(application_name: str) -> set[tuple[int, object]]:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -220,7 +216,7 @@ def test_requests_reuse_pooled_database_connections(ana):
     server holds the same PostgreSQL sessions it had, none opened per request."""
     name = "taskhub-pool-test"
     env = base_env(
-        DATABASE_URL=_database_url_for_subprocess(application_name=name),
+        DATABASE_URL=database_url_for_subprocess(application_name=name),
         REDIS_URL=os.environ["REDIS_URL"],
     )
     with daphne_server(env=env) as base_url, httpx.Client(base_url=base_url) as web:
