@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.http import HttpResponse
 from django.urls import include, path
+from websockets.sync.client import connect as ws_connect
 
 from apps.tests.conftest import assert_problem, auth
 from apps.tests.processes import (
@@ -147,7 +148,8 @@ async def test_bad_host_header_under_api_is_a_problem(api):
 
 
 def test_embedded_default_serves_the_api_with_no_configuration(tmp_path):
-    """A fresh copy with nothing configured: SQLite, in-process layers, eager jobs."""
+    """A fresh copy with nothing configured (SQLite, in-process layers, eager jobs)
+    serves the API and delivers live events to a socket."""
     for name in ("project", "apps", "realtime"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "manage.py", tmp_path / "manage.py")
@@ -181,8 +183,13 @@ def test_embedded_default_serves_the_api_with_no_configuration(tmp_path):
         assert registered.status_code == 201, registered.text
         tokens = web.post("/api/v1/auth/login/", json=credentials).json()
         headers = {"Authorization": f"Bearer {tokens['access']}"}
-        created = web.post("/api/v1/tasks/", json={"title": "First"}, headers=headers)
-        assert created.status_code == 201, created.text
+        stream_url = base_url.replace("http://", "ws://") + "/ws/tasks/"
+        with ws_connect(stream_url, subprotocols=["bearer", tokens["access"]]) as stream:
+            assert json.loads(stream.recv(timeout=10))["type"] == "hello"
+            created = web.post("/api/v1/tasks/", json={"title": "First"}, headers=headers)
+            assert created.status_code == 201, created.text
+            live = json.loads(stream.recv(timeout=10))
+        assert (live["type"], live["seq"], live["task"]["title"]) == ("task.created", 1, "First")
         listed = web.get("/api/v1/tasks/", headers=headers).json()
         assert [task["title"] for task in listed["results"]] == ["First"]
     assert (tmp_path / "db.sqlite3").exists()
