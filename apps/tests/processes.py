@@ -1,17 +1,40 @@
-"""Start the product's real processes (daphne, later Celery) for end-to-end tests."""
+"""Start the product's real processes (daphne, Celery workers, an SMTP sink) for tests."""
 
 import contextlib
+import email.policy
+import logging
 import os
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+def database_url_for_subprocess(**query: str) -> str:
+    """The test database as a DATABASE_URL, for the processes a test starts (extra
+    connection options, such as application_name, go in the query)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    suffix = f"?{urlencode(query)}" if query else ""
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return f"postgres://{auth}@{host}:{port}/{db['NAME']}{suffix}"
 
 
 def free_port() -> int:
@@ -78,3 +101,143 @@ def base_env(**overrides: str) -> dict:
     }
     env.update(overrides)
     return env
+
+
+@dataclass
+class WorkerProcess:
+    """A running Celery worker: its process, where its output goes, how long it took."""
+
+    process: subprocess.Popen
+    log_path: Path
+    startup_seconds: float
+
+    def log(self) -> str:
+        """Everything the worker has written so far (stdout and stderr together)."""
+        return self.log_path.read_text(errors="replace")
+
+
+_WORKER_READY = re.compile(r"@\S+ ready\.")
+
+
+@contextlib.contextmanager
+def celery_worker(
+    *, env: dict, cwd: Path = REPO, concurrency: int = 2, startup_timeout: float = 60
+):
+    """Run `celery -A project worker -l info` until the block ends; yields a WorkerProcess
+    once the worker says it is ready. Jobs left in the queue by earlier tests (whose
+    events are gone) are purged first, so they cannot delay this test's jobs."""
+    log_dir = Path(tempfile.mkdtemp(prefix="taskhub-worker-"))
+    log_path = log_dir / "worker.log"
+    args = [str(BIN / "celery"), "-A", "project", "worker", "-l", "info"]
+    args += ["--concurrency", str(concurrency), "--purge"]
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its pool children go down with it
+        )
+    worker = WorkerProcess(process, log_path, startup_seconds=0.0)
+    try:
+        deadline = started + startup_timeout
+        while not _WORKER_READY.search(worker.log()):
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"the worker exited with {process.returncode}:\n{worker.log()}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the worker was not ready within {startup_timeout}s:\n{worker.log()}"
+                )
+            time.sleep(0.05)
+        worker.startup_seconds = time.monotonic() - started
+        yield worker
+    finally:
+        _stop_process_group(process)
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def _stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM (a warm shutdown for Celery), then SIGKILL to the whole group if needed."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One message as the SMTP sink received it."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+
+
+class _Inbox:
+    """An aiosmtpd handler that keeps every message, parsed."""
+
+    def __init__(self):
+        self.messages: list[ReceivedMail] = []
+        self.arrived = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope):
+        message = BytesParser(policy=email.policy.default).parsebytes(envelope.content)
+        with self.arrived:
+            self.messages.append(
+                ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), message)
+            )
+            self.arrived.notify_all()
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    """A real SMTP server on 127.0.0.1 that accepts every message and keeps it."""
+
+    def __init__(self, inbox: _Inbox, port: int):
+        self._inbox = inbox
+        self.port = port
+        self.url = f"smtp://127.0.0.1:{port}"
+
+    def messages(self) -> list[ReceivedMail]:
+        with self._inbox.arrived:
+            return list(self._inbox.messages)
+
+    def wait_for(self, predicate, count: int, timeout: float = 10) -> list[ReceivedMail]:
+        """Wait until `count` received messages match `predicate`; returns them. Fails
+        (listing what did arrive) if they are not all there within `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._inbox.arrived:
+            while True:
+                matching = [mail for mail in self._inbox.messages if predicate(mail)]
+                remaining = deadline - time.monotonic()
+                if len(matching) >= count or remaining <= 0:
+                    break
+                self._inbox.arrived.wait(remaining)
+        assert len(matching) >= count, (
+            f"{len(matching)} of {count} emails arrived within {timeout}s; received: "
+            f"{[(mail.rcpt_tos, mail.message['Subject']) for mail in self.messages()]}"
+        )
+        return matching
+
+
+@contextlib.contextmanager
+def smtp_sink():
+    """Run an SMTP sink (aiosmtpd) on a spare port; yields an SmtpSink."""
+    from aiosmtpd.controller import Controller
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # a line per SMTP command
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield SmtpSink(inbox, controller.port)
+    finally:
+        controller.stop()

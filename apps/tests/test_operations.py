@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -13,9 +12,17 @@ from django.core.management import call_command
 from django.db import connection
 from django.http import HttpResponse
 from django.urls import include, path
+from websockets.sync.client import connect as ws_connect
 
 from apps.tests.conftest import assert_problem, auth
-from apps.tests.processes import REPO, base_env, daphne_server, free_port, run_checked
+from apps.tests.processes import (
+    REPO,
+    base_env,
+    daphne_server,
+    database_url_for_subprocess,
+    free_port,
+    run_checked,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,7 +148,8 @@ async def test_bad_host_header_under_api_is_a_problem(api):
 
 
 def test_embedded_default_serves_the_api_with_no_configuration(tmp_path):
-    """A fresh copy with nothing configured: SQLite, in-process layers, eager jobs."""
+    """A fresh copy with nothing configured (SQLite, in-process layers, eager jobs)
+    serves the API and delivers live events to a socket."""
     for name in ("project", "apps", "realtime"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "manage.py", tmp_path / "manage.py")
@@ -175,8 +183,13 @@ def test_embedded_default_serves_the_api_with_no_configuration(tmp_path):
         assert registered.status_code == 201, registered.text
         tokens = web.post("/api/v1/auth/login/", json=credentials).json()
         headers = {"Authorization": f"Bearer {tokens['access']}"}
-        created = web.post("/api/v1/tasks/", json={"title": "First"}, headers=headers)
-        assert created.status_code == 201, created.text
+        stream_url = base_url.replace("http://", "ws://") + "/ws/tasks/"
+        with ws_connect(stream_url, subprotocols=["bearer", tokens["access"]]) as stream:
+            assert json.loads(stream.recv(timeout=10))["type"] == "hello"
+            created = web.post("/api/v1/tasks/", json={"title": "First"}, headers=headers)
+            assert created.status_code == 201, created.text
+            live = json.loads(stream.recv(timeout=10))
+        assert (live["type"], live["seq"], live["task"]["title"]) == ("task.created", 1, "First")
         listed = web.get("/api/v1/tasks/", headers=headers).json()
         assert [task["title"] for task in listed["results"]] == ["First"]
     assert (tmp_path / "db.sqlite3").exists()
@@ -196,16 +209,6 @@ def test_production_mode_refuses_the_development_secret_key():
     assert "DJANGO_SECRET_KEY" in result.stderr
 
 
-def _database_url_for_subprocess(**query: str) -> str:
-    """The test database as a DATABASE_URL, for a server process started by a test."""
-
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    port = db["PORT"] or 5432
-    suffix = f"?{urlencode(query)}" if query else ""
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{port}/{db['NAME']}{suffix}"
-
-
 def _pooled_backends(application_name: str) -> set[tuple[int, object]]:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -220,7 +223,7 @@ def test_requests_reuse_pooled_database_connections(ana):
     server holds the same PostgreSQL sessions it had, none opened per request."""
     name = "taskhub-pool-test"
     env = base_env(
-        DATABASE_URL=_database_url_for_subprocess(application_name=name),
+        DATABASE_URL=database_url_for_subprocess(application_name=name),
         REDIS_URL=os.environ["REDIS_URL"],
     )
     with daphne_server(env=env) as base_url, httpx.Client(base_url=base_url) as web:
