@@ -21,3 +21,10 @@ application = ProtocolTypeRouter(
         "websocket": websocket_application,
     }
 )
+
+if settings.CELERY_TASK_ALWAYS_EAGER:
+    # Embedded mode: no separate beat or worker, so the schedule runs in this process.
+    from apps.common.inprocess_beat import InProcessBeat
+    from project.celery import app as celery_app
+
+    application = InProcessBeat(application, celery_app)

@@ -1,0 +1,74 @@
+"""The embedded mode's beat: the Celery schedule, run on the web server's event loop."""
+
+import asyncio
+import threading
+
+from celery import Celery
+
+from apps.common.inprocess_beat import InProcessBeat
+
+
+async def _app(scope, receive, send):
+    return None
+
+
+def _celery_with(schedule_seconds: float) -> tuple[Celery, list[str]]:
+    app = Celery(f"beat-test-{schedule_seconds}", set_as_current=False)
+    app.conf.task_always_eager = True
+    ran: list[str] = []
+
+    @app.task(name=f"beat-test.tick.{schedule_seconds}")
+    def tick():
+        ran.append(threading.current_thread().name)
+
+    app.conf.beat_schedule = {
+        "tick": {"task": f"beat-test.tick.{schedule_seconds}", "schedule": schedule_seconds}
+    }
+    return app, ran
+
+
+async def test_due_jobs_run_in_a_worker_thread_after_the_first_connection():
+    celery_app, ran = _celery_with(0.2)
+    beat = InProcessBeat(_app, celery_app, tick_seconds=0.05)
+    await asyncio.sleep(0.3)
+    assert ran == []  # nothing before the server's first connection
+    await beat({"type": "http"}, None, None)
+    for _ in range(100):
+        if len(ran) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    beat.loop_task.cancel()
+    assert len(ran) >= 2
+    assert all(name != threading.main_thread().name for name in ran)
+
+
+async def test_beat_starts_once_however_many_connections():
+    celery_app, _ = _celery_with(60)
+    beat = InProcessBeat(_app, celery_app, tick_seconds=0.05)
+    await beat({"type": "http"}, None, None)
+    first = beat.loop_task
+    await beat({"type": "websocket"}, None, None)
+    assert beat.loop_task is first
+    first.cancel()
+
+
+async def test_a_failing_job_does_not_stop_the_schedule():
+    app = Celery("beat-fail", set_as_current=False)
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    calls: list[int] = []
+
+    @app.task(name="beat-fail.boom")
+    def boom():
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    app.conf.beat_schedule = {"boom": {"task": "beat-fail.boom", "schedule": 0.1}}
+    beat = InProcessBeat(_app, app, tick_seconds=0.05)
+    await beat({"type": "http"}, None, None)
+    for _ in range(100):
+        if len(calls) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    beat.loop_task.cancel()
+    assert len(calls) >= 2
