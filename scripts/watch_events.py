@@ -191,7 +191,8 @@ def event_line(event: dict) -> str:
     subject = str(task.get("id"))
     if "title" in task:
         subject += " " + json.dumps(task["title"], ensure_ascii=False)
-    actor = (event.get("actor") or {}).get("username", "?")
+    # Events of Taskhub's own jobs (reminders, purges) have no actor.
+    actor = (event.get("actor") or {}).get("username", "Taskhub")
     parts = [_local_time(event.get("at")), f"#{event['seq']}", event["type"], subject]
     parts.append(f"by {actor}")
     changes = event.get("changes") or {}
