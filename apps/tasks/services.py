@@ -226,24 +226,22 @@ def purge_archived_tasks(*, archived_before: datetime, batch_size: int = 100) ->
 def prune_event_log(*, created_before: datetime, batch_size: int = 1000) -> int:
     """Delete one batch of events older than `created_before` (with their stream entries
     and email records). A socket resuming from before what is left gets resync_required."""
-    ids = list(
-        TaskEvent.objects.filter(created_at__lt=created_before)
-        .order_by("id")
-        .values_list("id", flat=True)[:batch_size]
-    )
-    _, per_model = TaskEvent.objects.filter(id__in=ids).delete()
-    return per_model.get(TaskEvent._meta.label, 0)
+    return _delete_oldest(TaskEvent, created_before=created_before, batch_size=batch_size)
 
 
 def prune_idempotency_records(*, created_before: datetime, batch_size: int = 1000) -> int:
     """Delete one batch of Idempotency-Key records older than `created_before`."""
+    return _delete_oldest(IdempotencyRecord, created_before=created_before, batch_size=batch_size)
+
+
+def _delete_oldest(model, *, created_before: datetime, batch_size: int) -> int:
     ids = list(
-        IdempotencyRecord.objects.filter(created_at__lt=created_before)
+        model.objects.filter(created_at__lt=created_before)
         .order_by("id")
         .values_list("id", flat=True)[:batch_size]
     )
-    _, per_model = IdempotencyRecord.objects.filter(id__in=ids).delete()
-    return per_model.get(IdempotencyRecord._meta.label, 0)
+    _, per_model = model.objects.filter(id__in=ids).delete()
+    return per_model.get(model._meta.label, 0)
 
 
 def _lock_visible_task(

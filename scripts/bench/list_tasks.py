@@ -14,34 +14,14 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/taskhub_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-# Measure the production configuration.
-os.environ.setdefault("DJANGO_DEBUG", "false")
-os.environ.setdefault("DJANGO_SECRET_KEY", "bench-" + "x" * 40)
-os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+from common import configure_environment, daphne, ensure_database
 
-
-def ensure_database(url: str) -> None:
-    import environ
-    import psycopg
-
-    config = environ.Env.db_url_config(url)
-    with psycopg.connect(
-        host=config["HOST"], port=config["PORT"] or 5432, user=config["USER"],
-        password=config["PASSWORD"] or None, dbname="postgres", autocommit=True,
-    ) as conn:  # fmt: skip
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]
-        ).fetchone():
-            conn.execute(f'CREATE DATABASE "{config["NAME"]}"')
+configure_environment()
 
 
 def seed(task_count: int) -> str:
@@ -78,6 +58,10 @@ def seed(task_count: int) -> str:
         )
         for i in range(task_count)
     )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # fresh statistics, as autovacuum would give a real table
     return str(AccessToken.for_user(reader))
 
 
@@ -136,22 +120,8 @@ def main() -> None:
 
     ensure_database(os.environ["DATABASE_URL"])
     token = seed(args.tasks)
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(args.port),
-         "--access-log", os.devnull, "project.asgi:application"],
-        cwd=REPO, env=env,
-    )  # fmt: skip
     base_url = f"http://127.0.0.1:{args.port}"
-    try:
-        import httpx
-
-        for _ in range(100):
-            try:
-                httpx.get(f"{base_url}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with daphne(args.port) as server:
         print(f"list endpoint, {args.tasks} tasks, {args.clients} clients, {args.seconds}s each")
         columns = ("limit", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "rss MiB")
         print(" ".join(f"{name:>8}" for name in columns))
@@ -165,9 +135,6 @@ def main() -> None:
                 + " ".join(f"{value:>8.1f}" for value in figures)
                 + f" {result['errors']:>8} {rss_mib(server.pid):>8.1f}"
             )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

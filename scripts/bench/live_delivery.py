@@ -17,18 +17,14 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/taskhub_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-os.environ.setdefault("DJANGO_DEBUG", "false")
-os.environ.setdefault("DJANGO_SECRET_KEY", "bench-" + "x" * 40)
-os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+from common import configure_environment, daphne, ensure_database
+
+configure_environment()
 
 
 def setup_users(count: int) -> list[tuple[int, str]]:
@@ -153,33 +149,10 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
         sys.exit("Set REDIS_URL (e.g. redis://:password@127.0.0.1:6379/0).")
-    sys.path.insert(0, str(Path(__file__).parent))
-    from list_tasks import ensure_database
-
     ensure_database(os.environ["DATABASE_URL"])
     users = setup_users(args.users)
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "daphne"),
-            *("-b", "127.0.0.1", "-p", str(args.port), "--access-log", os.devnull),
-            "project.asgi:application",
-        ],
-        cwd=REPO,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
-    )
-    try:
-        import httpx
-
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{args.port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with daphne(args.port) as server:
         asyncio.run(run(args, users, args.port, server.pid))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
