@@ -5,7 +5,6 @@ who may do what, bumps `version`, and records the event (the event row, each rec
 stream entry, and the hand-off to delivery after commit) in the same transaction.
 """
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,8 +29,6 @@ from apps.tasks.models import (
 from apps.tasks.representation import EDITABLE_FIELDS, task_representation
 from apps.tasks.selectors import can_manage, visible_tasks
 from apps.users.models import Role, User
-
-logger = logging.getLogger(__name__)
 
 # What an assignee who is not the creator (nor an admin) may change.
 ASSIGNEE_FIELDS = frozenset({"status", "description", "metadata"})
