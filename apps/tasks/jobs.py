@@ -65,7 +65,8 @@ def publish_event(event_id: int, committed_at: float | None = None) -> None:
 
 @shared_task(name="tasks.notify_event", ignore_result=True)
 def notify_event(event_id: int) -> None:
-    """Record who is emailed about the event, and queue one send job per email."""
+    """Queue one send job per email still pending for the event (decided with the
+    change; deciding again here is a no-op kept for events from before that)."""
     event = TaskEvent.objects.filter(pk=event_id).first()
     if event is None:
         logger.info("event %s is gone; no email", event_id)

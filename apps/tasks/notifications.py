@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.utils import timezone
 from django.utils.html import escape
@@ -64,44 +64,58 @@ class SendOutcome:
 def deliver_email(*, delivery_id: int) -> SendOutcome:
     """Send one delivery if it is still pending. The row stays locked while the message
     goes out and is marked sent in the same transaction: a second worker skips it, and
-    a crash rolls the claim back so that the job, delivered again, sends it then."""
-    with transaction.atomic():
-        delivery = (
-            EmailDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("event", "user")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None:
-            return SendOutcome("busy")  # gone, or being sent right now by another worker
-        if delivery.status != DeliveryStatus.PENDING:
-            return SendOutcome("done")
-        task = _full_snapshot(delivery.event)
-        delivery.attempts += 1
+    a crash rolls the claim back so that the job, delivered again, sends it then. The
+    SMTP session is closed only after the commit, so a crash while saying goodbye to
+    the server cannot undo the record of a message it already accepted."""
+    connection = get_connection()
+    try:
+        with transaction.atomic():
+            return _deliver_locked(delivery_id, connection)
+    finally:
         try:
-            if task is None:
-                raise LookupError("the task's snapshot was pruned from the event log")
-            _message(delivery, task).send()
-        except (smtplib.SMTPException, OSError, LookupError) as exc:
-            delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            if delivery.attempts >= MAX_ATTEMPTS or isinstance(exc, LookupError):
-                delivery.status = DeliveryStatus.FAILED
-                delivery.save(update_fields=["attempts", "last_error", "status"])
-                logger.error(
-                    "email %s to %s failed for good after %s attempts: %s",
-                    delivery.pk,
-                    delivery.email,
-                    delivery.attempts,
-                    delivery.last_error,
-                    extra={"delivery_id": delivery.pk, "event_id": delivery.event_id},
-                )
-                return SendOutcome("failed")
-            delivery.save(update_fields=["attempts", "last_error"])
-            return SendOutcome("pending", retry_in=retry_delay(delivery.attempts))
-        delivery.status = DeliveryStatus.SENT
-        delivery.sent_at = timezone.now()
-        delivery.save(update_fields=["attempts", "status", "sent_at"])
-        return SendOutcome("sent")
+            connection.close()
+        except (smtplib.SMTPException, OSError) as exc:
+            logger.warning("closing the SMTP connection failed: %s", exc)
+
+
+def _deliver_locked(delivery_id: int, connection) -> SendOutcome:
+    delivery = (
+        EmailDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("event", "user")
+        .filter(pk=delivery_id)
+        .first()
+    )
+    if delivery is None:
+        return SendOutcome("busy")  # gone, or being sent right now by another worker
+    if delivery.status != DeliveryStatus.PENDING:
+        return SendOutcome("done")
+    task = _full_snapshot(delivery.event)
+    delivery.attempts += 1
+    try:
+        if task is None:
+            raise LookupError("the task's snapshot was pruned from the event log")
+        connection.open()
+        connection.send_messages([_message(delivery, task)])
+    except (smtplib.SMTPException, OSError, LookupError) as exc:
+        delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if delivery.attempts >= MAX_ATTEMPTS or isinstance(exc, LookupError):
+            delivery.status = DeliveryStatus.FAILED
+            delivery.save(update_fields=["attempts", "last_error", "status"])
+            logger.error(
+                "email %s to %s failed for good after %s attempts: %s",
+                delivery.pk,
+                delivery.email,
+                delivery.attempts,
+                delivery.last_error,
+                extra={"delivery_id": delivery.pk, "event_id": delivery.event_id},
+            )
+            return SendOutcome("failed")
+        delivery.save(update_fields=["attempts", "last_error"])
+        return SendOutcome("pending", retry_in=retry_delay(delivery.attempts))
+    delivery.status = DeliveryStatus.SENT
+    delivery.sent_at = timezone.now()
+    delivery.save(update_fields=["attempts", "status", "sent_at"])
+    return SendOutcome("sent")
 
 
 def retry_delay(attempts: int) -> float:

@@ -26,6 +26,7 @@ from apps.tasks.models import (
     Task,
     TaskEvent,
 )
+from apps.tasks.notifications import plan_event_emails
 from apps.tasks.representation import EDITABLE_FIELDS, task_representation
 from apps.tasks.selectors import can_manage, visible_tasks
 from apps.users.models import Role, User
@@ -300,6 +301,9 @@ def _record_event(
     StreamEntry.objects.bulk_create(
         StreamEntry(user_id=user_id, seq=seq, event=event) for user_id, seq in seqs.items()
     )
+    # The emails are decided with the change, so that no lost job can lose one: a
+    # delivery left pending is found and sent by requeue_stale_emails.
+    plan_event_emails(event)
     transaction.on_commit(partial(_hand_off_event, event.pk), robust=True)
     return event
 

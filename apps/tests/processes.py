@@ -121,15 +121,21 @@ _WORKER_READY = re.compile(r"@\S+ ready\.")
 
 @contextlib.contextmanager
 def celery_worker(
-    *, env: dict, cwd: Path = REPO, concurrency: int = 2, startup_timeout: float = 60
+    *,
+    env: dict,
+    cwd: Path = REPO,
+    concurrency: int = 2,
+    purge: bool = True,
+    startup_timeout: float = 60,
 ):
     """Run `celery -A project worker -l info` until the block ends; yields a WorkerProcess
-    once the worker says it is ready. Jobs left in the queue by earlier tests (whose
-    events are gone) are purged first, so they cannot delay this test's jobs."""
+    once the worker says it is ready. Unless `purge` is off (a worker taking over after a
+    crash must find the jobs left queued), jobs left by earlier tests, whose events are
+    gone, are purged first, so they cannot delay this test's jobs."""
     log_dir = Path(tempfile.mkdtemp(prefix="taskhub-worker-"))
     log_path = log_dir / "worker.log"
     args = [str(BIN / "celery"), "-A", "project", "worker", "-l", "info"]
-    args += ["--concurrency", str(concurrency), "--purge"]
+    args += ["--concurrency", str(concurrency), *(["--purge"] if purge else [])]
     started = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(
