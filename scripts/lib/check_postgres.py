@@ -3,25 +3,18 @@
 import sys
 
 import environ
-import psycopg
+from wait_for_services import ServiceUnavailable, wait_for_postgres
 
 url = sys.argv[1]
 config = environ.Env.db_url_config(url)
 if config["ENGINE"] != "django.db.backends.postgresql":
     sys.exit(f"error: the tests need PostgreSQL; DATABASE_URL names {config['ENGINE']}.")
 try:
-    psycopg.connect(
-        host=config["HOST"] or None,
-        port=config["PORT"] or None,
-        user=config["USER"] or None,
-        password=config["PASSWORD"] or None,
-        dbname="postgres",
-        connect_timeout=5,
-    ).close()
-except psycopg.Error as exc:
+    # The tests create their own database, so the server's `postgres` database will do.
+    wait_for_postgres(url, timeout=5, dbname="postgres")
+except ServiceUnavailable as exc:
     sys.exit(
-        f"error: PostgreSQL is not reachable at {config['HOST']}:{config['PORT']} "
-        f"as {config['USER']!r}: {str(exc).strip()}\n"
+        f"error: {exc}\n"
         "Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) "
         "or set DATABASE_URL."
     )

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/run and scripts/test: create .venv with Python 3.11+ and install the
 # project (with the given extras) when pyproject.toml changed since the last install.
 ensure_venv() {
