@@ -187,7 +187,7 @@ class ReceivedMail:
     message: EmailMessage
 
 
-class _Inbox:
+class Inbox:
     """An aiosmtpd handler that keeps every message, parsed."""
 
     def __init__(self):
@@ -195,6 +195,10 @@ class _Inbox:
         self.arrived = threading.Condition()
 
     async def handle_DATA(self, server, session, envelope):
+        return self.keep(envelope)
+
+    def keep(self, envelope) -> str:
+        """Keep the message, parsed, and accept it."""
         message = BytesParser(policy=email.policy.default).parsebytes(envelope.content)
         with self.arrived:
             self.messages.append(
@@ -207,7 +211,7 @@ class _Inbox:
 class SmtpSink:
     """A real SMTP server on 127.0.0.1 that accepts every message and keeps it."""
 
-    def __init__(self, inbox: _Inbox, port: int):
+    def __init__(self, inbox: Inbox, port: int):
         self._inbox = inbox
         self.port = port
         self.url = f"smtp://127.0.0.1:{port}"
@@ -235,12 +239,13 @@ class SmtpSink:
 
 
 @contextlib.contextmanager
-def smtp_sink():
-    """Run an SMTP sink (aiosmtpd) on a spare port; yields an SmtpSink."""
+def smtp_sink(inbox: "Inbox | None" = None):
+    """Run an SMTP sink (aiosmtpd) on a spare port with `inbox` (by default one that
+    accepts everything) as its handler; yields an SmtpSink."""
     from aiosmtpd.controller import Controller
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # a line per SMTP command
-    inbox = _Inbox()
+    inbox = inbox or Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:

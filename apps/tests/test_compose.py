@@ -790,13 +790,9 @@ def test_beat_start_starts_its_schedule_without_migrating(tmp_path):
             assert beat.stop() == 0
 
 
-def test_entrypoint_gives_up_naming_postgres_when_it_never_answers():
-    port = free_port()
-    env = _service_env(
-        DATABASE_URL=f"postgres://taskhub:secret-password@127.0.0.1:{port}/taskhub",
-        DATABASE_WAIT_SECONDS="2",
-    )
-    result = subprocess.run(
+def _entrypoint_echo(env: dict) -> subprocess.CompletedProcess:
+    """Run the entrypoint with a command that says it ran."""
+    return subprocess.run(
         [str(REPO / "scripts/entrypoint.sh"), "echo", "the command ran"],
         cwd=REPO,
         env=env,
@@ -805,6 +801,15 @@ def test_entrypoint_gives_up_naming_postgres_when_it_never_answers():
         timeout=60,
         check=False,
     )
+
+
+def test_entrypoint_gives_up_naming_postgres_when_it_never_answers():
+    port = free_port()
+    env = _service_env(
+        DATABASE_URL=f"postgres://taskhub:secret-password@127.0.0.1:{port}/taskhub",
+        DATABASE_WAIT_SECONDS="2",
+    )
+    result = _entrypoint_echo(env)
     assert result.returncode == 1
     assert f"PostgreSQL at 127.0.0.1:{port}/taskhub as 'taskhub'" in result.stderr
     assert "did not accept a connection within 2s" in result.stderr
@@ -816,15 +821,7 @@ def test_entrypoint_gives_up_naming_redis_when_the_password_is_wrong():
     redis_url = urlsplit(os.environ["REDIS_URL"])
     wrong = redis_url._replace(netloc=f":not-the-password@{redis_url.hostname}:{redis_url.port}")
     env = _service_env(REDIS_URL=wrong.geturl(), REDIS_WAIT_SECONDS="2")
-    result = subprocess.run(
-        [str(REPO / "scripts/entrypoint.sh"), "echo", "the command ran"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _entrypoint_echo(env)
     assert result.returncode == 1
     assert f"Redis at 127.0.0.1:{redis_url.port} did not accept a connection" in result.stderr
     assert "the command ran" not in result.stdout
@@ -832,15 +829,7 @@ def test_entrypoint_gives_up_naming_redis_when_the_password_is_wrong():
 
 def test_entrypoint_runs_the_command_once_the_services_answer():
     env = _service_env(REDIS_URL=os.environ["REDIS_URL"])
-    result = subprocess.run(
-        [str(REPO / "scripts/entrypoint.sh"), "echo", "the command ran"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _entrypoint_echo(env)
     assert result.returncode == 0, result.stderr
     assert "the command ran" in result.stdout
     assert "Applying database migrations" not in result.stdout

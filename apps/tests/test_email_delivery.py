@@ -11,7 +11,6 @@ workers, and two of them SIGKILL a worker in the middle of sending.
 
 import asyncio
 import contextlib
-import email.policy
 import logging
 import os
 import re
@@ -20,23 +19,22 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from email.parser import BytesParser
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.db import connections
 from django.utils import timezone
 
 from apps.tasks import jobs, notifications, services
 from apps.tasks.models import DeliveryStatus, EmailDelivery, EventType, TaskEvent
 from apps.tests.processes import (
-    ReceivedMail,
+    Inbox,
     SmtpSink,
     WorkerProcess,
     base_env,
     celery_worker,
     database_url_for_subprocess,
     free_port,
+    smtp_sink,
 )
 from apps.users.models import EmailNotifications
 
@@ -50,15 +48,14 @@ MESSAGE_ID = re.compile(r"<taskhub-delivery-(\d+)@localhost>")
 # --- The scripted SMTP server ---------------------------------------------------------------
 
 
-class ScriptedInbox:
+class ScriptedInbox(Inbox):
     """An aiosmtpd handler that keeps every message it accepts, following a script:
     refuse the first `refuse` messages with 451; take `delay` seconds over each message
     before accepting it (a client that goes away meanwhile cancels it, and nothing is
     kept: the server never said 250); hold the first QUIT until the client goes away."""
 
     def __init__(self, *, refuse: int = 0, delay: float = 0.0, hold_first_quit: bool = False):
-        self.messages: list[ReceivedMail] = []
-        self.arrived = threading.Condition()
+        super().__init__()
         self.refuse = refuse
         self.delay = delay
         self.hold_first_quit = hold_first_quit
@@ -84,13 +81,7 @@ class ScriptedInbox:
             await asyncio.sleep(self.delay)
         finally:
             self._update(in_data=-1)
-        message = BytesParser(policy=email.policy.default).parsebytes(envelope.content)
-        with self.arrived:
-            self.messages.append(
-                ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), message)
-            )
-            self.arrived.notify_all()
-        return "250 Message accepted for delivery"
+        return self.keep(envelope)
 
     async def handle_QUIT(self, server, session, envelope):
         if self.hold_first_quit and self.quits_held == 0:
@@ -107,23 +98,13 @@ class ScriptedInbox:
                 self.arrived.wait(remaining)
 
 
-class ScriptedSink(SmtpSink):
-    def __init__(self, inbox: ScriptedInbox, port: int):
-        super().__init__(inbox, port)
-        self.inbox = inbox
-
-
 @contextlib.contextmanager
 def scripted_sink(**script):
     """A real SMTP server on a spare port that follows `script` (see ScriptedInbox)."""
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
     inbox = ScriptedInbox(**script)
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield ScriptedSink(inbox, controller.port)
-    finally:
-        controller.stop()
+    with smtp_sink(inbox) as sink:
+        sink.inbox = inbox
+        yield sink
 
 
 def send_to(settings, sink: SmtpSink) -> None:
