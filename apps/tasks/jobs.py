@@ -71,7 +71,8 @@ def notify_event(event_id: int) -> None:
     if event is None:
         logger.info("event %s is gone; no email", event_id)
         return
-    delivery_ids = notifications.plan_event_emails(event)
+    notifications.plan_event_emails(event)
+    delivery_ids = notifications.pending_deliveries(event)
     for delivery_id in delivery_ids:
         send_email_delivery.delay(delivery_id)
     logger.info(

@@ -32,22 +32,27 @@ _VERBS = {
 _STATUS_LABELS = {"todo": "To do", "in_progress": "In progress", "done": "Done"}
 
 
-def plan_event_emails(event: TaskEvent) -> list[int]:
+def plan_event_emails(event: TaskEvent) -> None:
     """Decide who is emailed about `event` (its task's creator and assignee, as each
     one's `email_notifications` allows) and record one delivery per person. Running it
-    again records nothing new. Returns the ids of the deliveries still to send."""
+    again records nothing new."""
     task = _full_snapshot(event)
-    if task is not None:
-        recipient_ids = {task["created_by"]["id"], task.get("assignee")} - {None}
-        users = User.objects.filter(pk__in=recipient_ids, is_active=True).exclude(email="")
-        EmailDelivery.objects.bulk_create(
-            [
-                EmailDelivery(event=event, user=user, email=user.email)
-                for user in users
-                if _wants(user, event)
-            ],
-            ignore_conflicts=True,
-        )
+    if task is None:
+        return
+    recipient_ids = {task["created_by"]["id"], task.get("assignee")} - {None}
+    users = User.objects.filter(pk__in=recipient_ids, is_active=True).exclude(email="")
+    EmailDelivery.objects.bulk_create(
+        [
+            EmailDelivery(event=event, user=user, email=user.email)
+            for user in users
+            if _wants(user, event)
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def pending_deliveries(event: TaskEvent) -> list[int]:
+    """The ids of the event's deliveries still to send."""
     return list(
         EmailDelivery.objects.filter(event=event, status=DeliveryStatus.PENDING).values_list(
             "pk", flat=True

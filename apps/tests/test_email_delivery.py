@@ -171,11 +171,17 @@ def update_task(event: TaskEvent, actor, **data) -> TaskEvent:
     return TaskEvent.objects.filter(task_id=event.task_id).latest("pk")
 
 
+def planned(event: TaskEvent) -> list[int]:
+    """Plan the event's emails (again: it is idempotent); returns the pending ids."""
+    notifications.plan_event_emails(event)
+    return notifications.pending_deliveries(event)
+
+
 def send_all(event: TaskEvent) -> list[str]:
     """Plan the event's emails and send each once; returns the outcomes."""
     return [
         notifications.deliver_email(delivery_id=delivery_id).status
-        for delivery_id in notifications.plan_event_emails(event)
+        for delivery_id in planned(event)
     ]
 
 
@@ -230,8 +236,8 @@ def test_preference_none_never_emails(sink, make_user, bob):
 
 def test_planning_an_event_twice_records_one_delivery_per_recipient(ana, bob):
     event = create_task(ana, assignee_id=bob.pk)
-    first = notifications.plan_event_emails(event)
-    second = notifications.plan_event_emails(event)
+    first = planned(event)
+    second = planned(event)
     assert sorted(first) == sorted(second)
     deliveries = EmailDelivery.objects.filter(event=event)
     assert sorted(deliveries.values_list("user_id", flat=True)) == sorted([ana.pk, bob.pk])
@@ -239,7 +245,7 @@ def test_planning_an_event_twice_records_one_delivery_per_recipient(ana, bob):
 
 
 def test_delivering_a_delivery_twice_sends_one_email(sink, ana):
-    [delivery_id] = notifications.plan_event_emails(create_task(ana))
+    [delivery_id] = planned(create_task(ana))
     first = notifications.deliver_email(delivery_id=delivery_id)
     second = notifications.deliver_email(delivery_id=delivery_id)
     assert (first.status, second.status) == ("sent", "done")
@@ -265,7 +271,7 @@ def test_notify_and_send_jobs_run_twice_send_one_email_each(sink, ana, bob):
 def test_two_workers_sending_the_same_delivery_at_once_send_one_email(settings, ana):
     with scripted_sink(delay=0.5) as sink:  # the first sender is still at it
         send_to(settings, sink)
-        [delivery_id] = notifications.plan_event_emails(create_task(ana))
+        [delivery_id] = planned(create_task(ana))
         barrier = threading.Barrier(2)
         outcomes = []
 
@@ -293,7 +299,7 @@ def test_two_workers_sending_the_same_delivery_at_once_send_one_email(settings, 
 def test_refused_send_stays_pending_with_a_retry_delay_and_the_next_attempt_sends(settings, ana):
     with scripted_sink(refuse=1) as sink:
         send_to(settings, sink)
-        [delivery_id] = notifications.plan_event_emails(create_task(ana))
+        [delivery_id] = planned(create_task(ana))
         refused = notifications.deliver_email(delivery_id=delivery_id)
         assert refused.status == "pending"
         assert 0 < refused.retry_in <= notifications.RETRY_BASE_SECONDS
@@ -312,7 +318,7 @@ def test_unreachable_mail_server_is_retried(settings, ana):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listens
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    [delivery_id] = notifications.plan_event_emails(create_task(ana))
+    [delivery_id] = planned(create_task(ana))
     outcome = notifications.deliver_email(delivery_id=delivery_id)
     assert outcome.status == "pending" and outcome.retry_in > 0
     delivery = EmailDelivery.objects.get(pk=delivery_id)
@@ -323,7 +329,7 @@ def test_unreachable_mail_server_is_retried(settings, ana):
 def test_send_refused_on_every_attempt_is_marked_failed_and_logged(settings, ana, caplog):
     with scripted_sink(refuse=notifications.MAX_ATTEMPTS) as sink:
         send_to(settings, sink)
-        [delivery_id] = notifications.plan_event_emails(create_task(ana))
+        [delivery_id] = planned(create_task(ana))
         outcomes = [
             notifications.deliver_email(delivery_id=delivery_id)
             for _ in range(notifications.MAX_ATTEMPTS)
@@ -469,8 +475,8 @@ def test_worker_killed_after_the_server_accepted_an_email_does_not_send_it_again
 def test_stale_pending_email_is_requeued_and_sent_by_a_worker(ana, bob):
     stale_event = create_task(ana, title="Stale")
     recent_event = create_task(ana, title="Recent")
-    [stale_id] = notifications.plan_event_emails(stale_event)
-    [recent_id] = notifications.plan_event_emails(recent_event)
+    [stale_id] = planned(stale_event)
+    [recent_id] = planned(recent_event)
     long_ago = timezone.now() - jobs.STALE_DELIVERY_AGE - timedelta(minutes=1)
     EmailDelivery.objects.filter(pk=stale_id).update(created_at=long_ago)
     # The worker purges the queue as it starts: the publish jobs of both changes are gone,
