@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -150,6 +151,10 @@ else:
         }
     }
 
+# Live events: with Redis, the relay process (`manage.py relay_events`) publishes them;
+# without it (the embedded mode), the web process does, after each commit.
+LIVE_RELAY_IN_PROCESS = not REDIS_URL
+
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_BROKER_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
@@ -163,17 +168,28 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Dependable jobs: a job is acknowledged only once it has run, and runs again if its
 # worker dies; each worker takes one job at a time. Redis hands an unacknowledged job to
-# another worker after the visibility timeout, which must stay above the longest job
-# (periodic jobs stop after 60 s, an SMTP send times out after EMAIL_TIMEOUT).
+# another worker after the visibility timeout, so a job a dead worker held comes back in
+# a minute; the time limits keep every job well inside it (periodic jobs stop after
+# 20 s, an SMTP send times out after EMAIL_TIMEOUT), so no job runs twice at once. No
+# job waits in a worker with a countdown (email retries are due times in the database),
+# which is what a short visibility timeout would otherwise duplicate.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Emails have a queue of their own, so that no backlog of upkeep delays them, and their
+# workers can be scaled on their own (`-Q email`). A worker started without `-Q` takes
+# both queues.
+CELERY_TASK_QUEUES = [Queue("celery"), Queue("email")]
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {"tasks.send_email_delivery": {"queue": "email"}}
+CELERY_TASK_SOFT_TIME_LIMIT = 40
+CELERY_TASK_TIME_LIMIT = 50
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=15 * 60)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60)
 }
 CELERY_BEAT_SCHEDULE = {
     "send-due-reminders": {"task": "tasks.send_due_reminders", "schedule": 60.0},
-    "requeue-stale-emails": {"task": "tasks.requeue_stale_emails", "schedule": 10 * 60.0},
+    "queue-due-emails": {"task": "tasks.queue_due_emails", "schedule": 5.0},
     "prune-event-log": {"task": "tasks.prune_event_log", "schedule": crontab(minute=5)},
     "prune-idempotency-records": {
         "task": "tasks.prune_idempotency_records",
@@ -184,8 +200,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=30),
     },
 }
-# A request's hand-off to the broker must not hang when Redis is away: the event is
-# already durable in the log.
+# A request's hand-off of its emails to the broker must not hang when Redis is away:
+# the deliveries are already recorded, and queue_due_emails queues them later.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
 
 # --- Email --------------------------------------------------------------------------------

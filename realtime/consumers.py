@@ -4,6 +4,7 @@ import asyncio
 import time
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -92,17 +93,32 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             return None
 
+    async def dispatch(self, message):
+        """Channels closes stale database connections before every handler, a thread hop
+        per delivered event. Nothing here touches the database outside
+        `database_sync_to_async`, which does that cleanup itself, so it is skipped."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def task_event(self, message):
-        """A live event from the channel layer (already rendered for this user)."""
-        event = message["event"]
-        seq = event["seq"]
+        """A live event from the channel layer: its `seq` and its JSON text, encoded once
+        by the relay for every socket of this user."""
+        seq = message["seq"]
         if seq <= self.delivered:
             return
         if seq > self.delivered + 1:
             await self.replay_after(self.delivered)  # fills the gap, this event included
             return
-        await self.send_json(event)
+        await self.send(text_data=message["text"])
         self.delivered = seq
+
+    async def stream_head(self, message):
+        """The relay's periodic word on the stream's last `seq`: catch up if a live
+        message was lost on the way (a subscription reconnecting to Redis)."""
+        if message["seq"] > self.delivered:
+            await self.replay_after(self.delivered)
 
     async def replay_after(self, after: int) -> None:
         """Send every event of the user's stream after `after` from the log, in order; or

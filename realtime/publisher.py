@@ -1,4 +1,8 @@
-"""Sending to the channel layer from sync code (Celery jobs, in-process jobs).
+"""Sending to the channel layer from sync code, and the embedded mode's publisher.
+
+With Redis, the live relay (realtime/relay.py) publishes every committed event. In the
+embedded mode (in-memory layer, no relay process) `publish_in_process` does the same
+after each commit, inside the web process.
 
 A Celery worker process keeps one event loop in a thread of its own for the life of the
 process, so the channel layer's Redis connection pool lives as long as the process and
@@ -15,6 +19,11 @@ import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+from apps.tasks.models import StreamEntry, TaskEvent
+from realtime.relay import BATCH_SIZE, build_stream_messages
 
 SEND_TIMEOUT_SECONDS = 30
 
@@ -62,3 +71,20 @@ def send_to_groups(messages: list[tuple[str, dict]]) -> None:
         async_to_sync(send_all)()
     else:
         process_loop.run(send_all())
+
+
+def publish_in_process() -> None:
+    """The embedded mode's relay: publish the events not yet published, after the commit
+    that recorded them, to the sockets of this process."""
+    with transaction.atomic():
+        events = list(
+            TaskEvent.objects.filter(published_at__isnull=True).order_by("id")[:BATCH_SIZE]
+        )
+        if not events:
+            return
+        ids = [event.pk for event in events]
+        TaskEvent.objects.filter(pk__in=ids).update(published_at=timezone.now())
+        entries = list(
+            StreamEntry.objects.filter(event_id__in=ids).values_list("event_id", "user_id", "seq")
+        )
+    send_to_groups(build_stream_messages(events, entries))

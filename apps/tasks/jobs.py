@@ -1,5 +1,6 @@
-"""Celery jobs: deliver each committed event to the live sockets and by email, and the
-periodic upkeep that Celery beat runs (schedule: `CELERY_BEAT_SCHEDULE` in settings).
+"""Celery jobs: send the emails that each change decided, and the periodic upkeep that
+Celery beat runs (schedule: `CELERY_BEAT_SCHEDULE` in settings). Live events do not go
+through Celery: the relay (realtime/relay.py) publishes them.
 
 Jobs take primary keys, re-read the rows, tolerate them being gone, and may run twice
 (acks_late): every one of them is idempotent.
@@ -14,87 +15,26 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.tasks import notifications, services
-from apps.tasks.models import TaskEvent
-from apps.tasks.representation import event_representation
-from realtime.groups import user_stream_group
-from realtime.publisher import send_to_groups
 
 logger = logging.getLogger(__name__)
 
 # A periodic job stops after this long and leaves the rest to its next run, so that it
-# stays well inside the broker's visibility timeout.
-JOB_TIME_BUDGET_SECONDS = 60
-STALE_DELIVERY_AGE = timedelta(minutes=20)
+# stays well inside its time limit and the broker's visibility timeout (settings).
+JOB_TIME_BUDGET_SECONDS = 20
 
 
-@shared_task(name="tasks.publish_event", ignore_result=True)
-def publish_event(event_id: int, committed_at: float | None = None) -> None:
-    """Send the event to each recipient's stream group, then queue its emails."""
-    event = TaskEvent.objects.filter(pk=event_id).first()
-    if event is None:
-        logger.info("event %s is gone; nothing to publish", event_id)
-        return
-    entries = list(event.entries.values_list("user_id", "seq"))
-    send_to_groups(
-        [
-            (
-                user_stream_group(user_id),
-                {"type": "task.event", "event": event_representation(event, seq=seq)},
-            )
-            for user_id, seq in entries
-        ]
-    )
-    delay_ms = round((time.time() - committed_at) * 1000, 1) if committed_at else None
-    recipients = sorted(user_id for user_id, _ in entries)
-    logger.info(
-        "published %s task=%s recipients=%s %sms after commit",
-        event.type,
-        event.task_id,
-        ",".join(map(str, recipients)),
-        delay_ms,
-        extra={
-            "event_id": event.pk,
-            "event_type": event.type,
-            "task_id": str(event.task_id),
-            "recipients": recipients,
-            "published_ms_after_commit": delay_ms,
-        },
-    )
-    notify_event.delay(event.pk)
-
-
-@shared_task(name="tasks.notify_event", ignore_result=True)
-def notify_event(event_id: int) -> None:
-    """Queue one send job per email still pending for the event (decided with the
-    change; deciding again here is a no-op kept for events from before that)."""
-    event = TaskEvent.objects.filter(pk=event_id).first()
-    if event is None:
-        logger.info("event %s is gone; no email", event_id)
-        return
-    notifications.plan_event_emails(event)
-    delivery_ids = notifications.pending_deliveries(event)
-    for delivery_id in delivery_ids:
-        send_email_delivery.delay(delivery_id)
-    logger.info(
-        "queued %s email(s) for %s task=%s",
-        len(delivery_ids),
-        event.type,
-        event.task_id,
-        extra={"event_id": event.pk, "event_type": event.type, "deliveries": delivery_ids},
-    )
-
-
-@shared_task(bind=True, name="tasks.send_email_delivery", ignore_result=True, max_retries=None)
-def send_email_delivery(self, delivery_id: int) -> None:
-    """Send one email, once; an SMTP failure comes back later with backoff and jitter
-    until the delivery's attempts run out (then it is marked failed and logged)."""
+@shared_task(name="tasks.send_email_delivery", ignore_result=True)
+def send_email_delivery(delivery_id: int) -> None:
+    """Send one email, once. After an SMTP failure the delivery stays pending with its
+    next attempt due after a backoff with jitter, and queue_due_emails queues it then,
+    until its attempts run out (then it is marked failed and logged). No job waits in a
+    worker for its retry, so a dead worker holds no retries."""
     outcome = notifications.deliver_email(delivery_id=delivery_id)
+    retry = f", next attempt in {outcome.retry_in:.0f}s" if outcome.retry_in is not None else ""
     logger.info(
-        "email %s: %s", delivery_id, outcome.status,
+        "email %s: %s%s", delivery_id, outcome.status, retry,
         extra={"delivery_id": delivery_id, "outcome": outcome.status},
     )  # fmt: skip
-    if outcome.retry_in is not None and not self.request.is_eager:
-        raise self.retry(countdown=outcome.retry_in)
 
 
 @shared_task(name="tasks.send_due_reminders", ignore_result=True)
@@ -146,15 +86,17 @@ def prune_idempotency_records() -> int:
     )
 
 
-@shared_task(name="tasks.requeue_stale_emails", ignore_result=True)
-def requeue_stale_emails() -> int:
-    """Every ten minutes: queue again the emails still pending long after they were
-    decided (their job was lost); sending stays once-only, so this is always safe."""
+@shared_task(name="tasks.queue_due_emails", ignore_result=True)
+def queue_due_emails() -> int:
+    """Every few seconds: queue the emails whose next attempt is due, that is SMTP
+    retries, and sends whose job was lost (the broker was away at the commit, or a worker
+    died holding it); sending stays once-only, so queueing twice is always safe."""
     started = time.monotonic()
-    delivery_ids = notifications.stale_pending_deliveries(older_than=STALE_DELIVERY_AGE)
+    delivery_ids = notifications.claim_due_deliveries()
     for delivery_id in delivery_ids:
         send_email_delivery.delay(delivery_id)
-    _log_job("requeue_stale_emails", "requeued", len(delivery_ids), started)
+    if delivery_ids:
+        _log_job("queue_due_emails", "queued", len(delivery_ids), started)
     return len(delivery_ids)
 
 

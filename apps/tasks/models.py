@@ -106,9 +106,21 @@ class TaskEvent(models.Model):
     task_snapshot = models.JSONField()
     changes = models.JSONField(null=True)
     created_at = models.DateTimeField(db_index=True)
+    # The outbox mark: set by the live relay in the transaction that hands the event to
+    # the channel layer, so an event whose publication fails stays unpublished and is
+    # published again (realtime/relay.py).
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
-        indexes = [models.Index(fields=["task_id", "id"], name="taskevent_task_history")]
+        indexes = [
+            models.Index(fields=["task_id", "id"], name="taskevent_task_history"),
+            # What the relay scans: small, since events leave it within milliseconds.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(published_at__isnull=True),
+                name="taskevent_unpublished",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.task_id} #{self.pk}"
@@ -192,12 +204,22 @@ class EmailDelivery(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When the sweep queues this delivery's send (again) if it is still pending: soon
+    # after the change as a safety net for a lost job, or when an SMTP retry is due.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["event", "user"], name="emaildelivery_event_user"),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="emaildelivery_status")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="emaildelivery_status"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="emaildelivery_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_id} to {self.email}: {self.status}"

@@ -3,6 +3,7 @@
 import logging
 import random
 import smtplib
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,32 +33,32 @@ _VERBS = {
 _STATUS_LABELS = {"todo": "To do", "in_progress": "In progress", "done": "Done"}
 
 
-def plan_event_emails(event: TaskEvent) -> None:
-    """Decide who is emailed about `event` (its task's creator and assignee, as each
-    one's `email_notifications` allows) and record one delivery per person. Running it
-    again records nothing new."""
+# A pending delivery whose job has not sent it after this long is queued again: its job
+# was lost (the broker was away at the commit, or a worker died holding it).
+REQUEUE_AFTER = timedelta(seconds=30)
+# A kept SMTP connection idle for longer than this is closed rather than reused: servers
+# drop idle clients.
+SMTP_IDLE_SECONDS = 30
+
+
+def plan_event_emails(event: TaskEvent) -> list[int]:
+    """Decide, in the change's own transaction, who is emailed about the new `event` (its
+    task's creator and assignee, as each one's `email_notifications` allows), record one
+    delivery per person, and return their ids for the send jobs."""
     task = _full_snapshot(event)
     if task is None:
-        return
+        return []
     recipient_ids = {task["created_by"]["id"], task.get("assignee")} - {None}
     users = User.objects.filter(pk__in=recipient_ids, is_active=True).exclude(email="")
-    EmailDelivery.objects.bulk_create(
+    requeue_at = timezone.now() + REQUEUE_AFTER
+    deliveries = EmailDelivery.objects.bulk_create(
         [
-            EmailDelivery(event=event, user=user, email=user.email)
+            EmailDelivery(event=event, user=user, email=user.email, next_attempt_at=requeue_at)
             for user in users
             if _wants(user, event)
-        ],
-        ignore_conflicts=True,
+        ]
     )
-
-
-def pending_deliveries(event: TaskEvent) -> list[int]:
-    """The ids of the event's deliveries still to send."""
-    return list(
-        EmailDelivery.objects.filter(event=event, status=DeliveryStatus.PENDING).values_list(
-            "pk", flat=True
-        )
-    )
+    return [delivery.pk for delivery in deliveries]
 
 
 @dataclass(frozen=True)
@@ -69,21 +70,63 @@ class SendOutcome:
 def deliver_email(*, delivery_id: int) -> SendOutcome:
     """Send one delivery if it is still pending. The row stays locked while the message
     goes out and is marked sent in the same transaction: a second worker skips it, and
-    a crash rolls the claim back so that the job, delivered again, sends it then. The
-    SMTP session is closed only after the commit, so a crash while saying goodbye to
-    the server cannot undo the record of a message it already accepted."""
-    connection = get_connection()
+    a crash rolls the claim back so that the delivery is sent again later. A failed
+    attempt leaves it pending with its next attempt due after a backoff, when
+    queue_due_emails queues it again. The SMTP connection is kept for the next send."""
+    with transaction.atomic():
+        return _deliver_locked(delivery_id)
+
+
+class _KeptConnection:
+    """This process's SMTP connection, reused from one send to the next (an SMTP session
+    per email costs a handshake and often TLS); re-made when the email settings change
+    or it has been idle too long."""
+
+    def __init__(self):
+        self._connection = None
+        self._key = None
+        self._used_at = 0.0
+
+    def get(self):
+        key = (settings.EMAIL_BACKEND, getattr(settings, "EMAIL_HOST", None),
+               getattr(settings, "EMAIL_PORT", None))  # fmt: skip
+        stale = time.monotonic() - self._used_at > SMTP_IDLE_SECONDS
+        if self._connection is not None and (key != self._key or stale):
+            self.discard()
+        if self._connection is None:
+            self._connection, self._key = get_connection(), key
+        self._used_at = time.monotonic()
+        return self._connection
+
+    def discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except (smtplib.SMTPException, OSError) as exc:
+                logger.warning("closing the SMTP connection failed: %s", exc)
+
+
+kept_connection = _KeptConnection()
+
+
+def _send(message) -> None:
+    """Send over the kept connection; one that the server dropped meanwhile is opened
+    afresh once (the server refused nothing: it was gone before the message began)."""
+    connection = kept_connection.get()
+    if connection.open():  # True: opened now, so it is fresh
+        connection.send_messages([message])
+        return
     try:
-        with transaction.atomic():
-            return _deliver_locked(delivery_id, connection)
-    finally:
-        try:
-            connection.close()
-        except (smtplib.SMTPException, OSError) as exc:
-            logger.warning("closing the SMTP connection failed: %s", exc)
+        connection.send_messages([message])
+    except smtplib.SMTPServerDisconnected:
+        kept_connection.discard()
+        connection = kept_connection.get()
+        connection.open()
+        connection.send_messages([message])
 
 
-def _deliver_locked(delivery_id: int, connection) -> SendOutcome:
+def _deliver_locked(delivery_id: int) -> SendOutcome:
     delivery = (
         EmailDelivery.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("event", "user")
@@ -99,9 +142,9 @@ def _deliver_locked(delivery_id: int, connection) -> SendOutcome:
     try:
         if task is None:
             raise LookupError("the task's snapshot was pruned from the event log")
-        connection.open()
-        connection.send_messages([_message(delivery, task)])
+        _send(_message(delivery, task))
     except (smtplib.SMTPException, OSError, LookupError) as exc:
+        kept_connection.discard()
         delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
         if delivery.attempts >= MAX_ATTEMPTS or isinstance(exc, LookupError):
             delivery.status = DeliveryStatus.FAILED
@@ -115,8 +158,10 @@ def _deliver_locked(delivery_id: int, connection) -> SendOutcome:
                 extra={"delivery_id": delivery.pk, "event_id": delivery.event_id},
             )
             return SendOutcome("failed")
-        delivery.save(update_fields=["attempts", "last_error"])
-        return SendOutcome("pending", retry_in=retry_delay(delivery.attempts))
+        retry_in = retry_delay(delivery.attempts)
+        delivery.next_attempt_at = timezone.now() + timedelta(seconds=retry_in)
+        delivery.save(update_fields=["attempts", "last_error", "next_attempt_at"])
+        return SendOutcome("pending", retry_in=retry_in)
     delivery.status = DeliveryStatus.SENT
     delivery.sent_at = timezone.now()
     delivery.save(update_fields=["attempts", "status", "sent_at"])
@@ -129,15 +174,20 @@ def retry_delay(attempts: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-def stale_pending_deliveries(*, older_than: timedelta, limit: int = 500) -> list[int]:
-    """Pending deliveries that no job seems to be carrying any more (a lost message, a
-    job that failed outside the send): the safety net re-queues these."""
-    cutoff = timezone.now() - older_than
-    return list(
-        EmailDelivery.objects.filter(status=DeliveryStatus.PENDING, created_at__lt=cutoff)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+def claim_due_deliveries(*, limit: int = 500) -> list[int]:
+    """Pending deliveries whose next attempt is due (an SMTP retry, or a send job that was
+    lost), each pushed REQUEUE_AFTER into the future as it is claimed so that the next
+    sweep does not queue it again while its job waits in the queue."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            EmailDelivery.objects.select_for_update(skip_locked=True)
+            .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        EmailDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now + REQUEUE_AFTER)
+    return ids
 
 
 def _wants(user: User, event: TaskEvent) -> bool:

@@ -5,10 +5,9 @@ who may do what, bumps `version`, and records the event (the event row, each rec
 stream entry, and the hand-off to delivery after commit) in the same transaction.
 """
 
-import time
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -30,6 +29,9 @@ from apps.tasks.notifications import plan_event_emails
 from apps.tasks.representation import EDITABLE_FIELDS, task_representation
 from apps.tasks.selectors import can_manage, visible_tasks
 from apps.users.models import Role, User
+from realtime.publisher import publish_in_process
+
+logger = logging.getLogger(__name__)
 
 # What an assignee who is not the creator (nor an admin) may change.
 ASSIGNEE_FIELDS = frozenset({"status", "description", "metadata"})
@@ -302,18 +304,33 @@ def _record_event(
         StreamEntry(user_id=user_id, seq=seq, event=event) for user_id, seq in seqs.items()
     )
     # The emails are decided with the change, so that no lost job can lose one: a
-    # delivery left pending is found and sent by requeue_stale_emails.
-    plan_event_emails(event)
-    transaction.on_commit(partial(_hand_off_event, event.pk), robust=True)
+    # delivery whose send job never ran is queued again by queue_due_emails.
+    delivery_ids = plan_event_emails(event)
+    if delivery_ids:
+        transaction.on_commit(lambda: _queue_emails(delivery_ids))
+    # Live publication needs nothing here: the event row is the outbox, and the relay
+    # is woken by the commit itself (a trigger NOTIFYs it). Without a relay process (the
+    # embedded mode) this process publishes after the commit.
+    if settings.LIVE_RELAY_IN_PROCESS:
+        transaction.on_commit(publish_in_process)
     return event
 
 
-def _hand_off_event(event_id: int) -> None:
-    """After commit: queue the event's delivery. Should the broker be away, the event
-    stays in the log, where sockets resuming with `after` still find it."""
-    from apps.tasks.jobs import publish_event  # the jobs build on these services
+def _queue_emails(delivery_ids: list[int]) -> None:
+    """After commit: queue one send job per planned email. A broker that is away fails
+    nothing: the deliveries stay pending and queue_due_emails queues them later."""
+    from apps.tasks.jobs import send_email_delivery  # the jobs build on these services
 
-    publish_event.delay(event_id, time.time())
+    try:
+        for delivery_id in delivery_ids:
+            send_email_delivery.delay(delivery_id)
+    except Exception as exc:  # kombu raises its own errors and plain OSErrors
+        logger.warning(
+            "emails %s delayed: the broker is unavailable (%s); they will be queued again",
+            delivery_ids,
+            exc,
+            extra={"deliveries": delivery_ids},
+        )
 
 
 def _next_seqs(user_ids: list[int]) -> dict[int, int]:

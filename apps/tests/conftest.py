@@ -90,6 +90,19 @@ def root(make_user):
     return make_user("root", role=Role.ADMIN)
 
 
+async def run_relay_once() -> int:
+    """Publish every committed, unpublished event as the relay process does when woken;
+    returns how many it published."""
+    from realtime.relay import EventRelay, connect_database
+
+    relay = EventRelay()
+    try:
+        async with await connect_database() as connection:
+            return await relay.publish_pending(connection)
+    finally:
+        await relay.close()
+
+
 def auth(user: User) -> dict[str, str]:
     """Headers that authenticate as `user` with a fresh access token."""
     return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}

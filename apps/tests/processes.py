@@ -105,18 +105,20 @@ def base_env(**overrides: str) -> dict:
 
 @dataclass
 class WorkerProcess:
-    """A running Celery worker: its process, where its output goes, how long it took."""
+    """A running background process of the product (a Celery worker, the live relay): its
+    process, where its output goes, how long it took to be ready."""
 
     process: subprocess.Popen
     log_path: Path
     startup_seconds: float
 
     def log(self) -> str:
-        """Everything the worker has written so far (stdout and stderr together)."""
+        """Everything the process has written so far (stdout and stderr together)."""
         return self.log_path.read_text(errors="replace")
 
 
 _WORKER_READY = re.compile(r"@\S+ ready\.")
+_RELAY_READY = re.compile(r"relay listening for committed events")
 
 
 @contextlib.contextmanager
@@ -132,10 +134,25 @@ def celery_worker(
     once the worker says it is ready. Unless `purge` is off (a worker taking over after a
     crash must find the jobs left queued), jobs left by earlier tests, whose events are
     gone, are purged first, so they cannot delay this test's jobs."""
-    log_dir = Path(tempfile.mkdtemp(prefix="taskhub-worker-"))
-    log_path = log_dir / "worker.log"
     args = [str(BIN / "celery"), "-A", "project", "worker", "-l", "info"]
     args += ["--concurrency", str(concurrency), *(["--purge"] if purge else [])]
+    with _background(args, _WORKER_READY, env=env, cwd=cwd, timeout=startup_timeout) as worker:
+        yield worker
+
+
+@contextlib.contextmanager
+def live_relay(*, env: dict, cwd: Path = REPO, startup_timeout: float = 30):
+    """Run `manage.py relay_events` until the block ends; yields a WorkerProcess once the
+    relay listens for commits."""
+    args = [sys.executable, "manage.py", "relay_events"]
+    with _background(args, _RELAY_READY, env=env, cwd=cwd, timeout=startup_timeout) as relay:
+        yield relay
+
+
+@contextlib.contextmanager
+def _background(args: list[str], ready: re.Pattern, *, env: dict, cwd: Path, timeout: float):
+    log_dir = Path(tempfile.mkdtemp(prefix="taskhub-process-"))
+    log_path = log_dir / "process.log"
     started = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -144,26 +161,29 @@ def celery_worker(
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its pool children go down with it
+            start_new_session=True,  # its children (a worker's pool) go down with it
         )
-    worker = WorkerProcess(process, log_path, startup_seconds=0.0)
+    running = WorkerProcess(process, log_path, startup_seconds=0.0)
     try:
-        deadline = started + startup_timeout
-        while not _WORKER_READY.search(worker.log()):
+        deadline = started + timeout
+        while not ready.search(running.log()):
             if process.poll() is not None:
-                raise AssertionError(
-                    f"the worker exited with {process.returncode}:\n{worker.log()}"
-                )
+                raise AssertionError(f"{args} exited with {process.returncode}:\n{running.log()}")
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the worker was not ready within {startup_timeout}s:\n{worker.log()}"
-                )
+                raise AssertionError(f"{args} not ready within {timeout}s:\n{running.log()}")
             time.sleep(0.05)
-        worker.startup_seconds = time.monotonic() - started
-        yield worker
+        running.startup_seconds = time.monotonic() - started
+        yield running
     finally:
         _stop_process_group(process)
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def kill_process_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process and its children (a crash: no shutdown of any kind)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
@@ -239,16 +259,83 @@ class SmtpSink:
 
 
 @contextlib.contextmanager
-def smtp_sink(inbox: "Inbox | None" = None):
+def smtp_sink(inbox: "Inbox | None" = None, **smtp_options):
     """Run an SMTP sink (aiosmtpd) on a spare port with `inbox` (by default one that
-    accepts everything) as its handler; yields an SmtpSink."""
+    accepts everything) as its handler, and aiosmtpd's `smtp_options` (such as `timeout`,
+    after which it drops an idle client); yields an SmtpSink."""
     from aiosmtpd.controller import Controller
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # a line per SMTP command
     inbox = inbox or Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), **smtp_options)
     controller.start()
     try:
         yield SmtpSink(inbox, controller.port)
     finally:
         controller.stop()
+
+
+class RedisServer:
+    """A password-protected redis-server of a test's own, on a spare port that it keeps
+    across `stop()` and `start()`, so that a test can take Redis away from the product's
+    processes and give it back."""
+
+    def __init__(self):
+        import secrets
+
+        self.port = free_port()
+        self.password = secrets.token_urlsafe(16)
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        self._dir = Path(tempfile.mkdtemp(prefix="taskhub-redis-"))
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--requirepass", self.password, "--save", "", "--appendonly", "no",
+             "--dir", str(self._dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
+            ):
+                sock.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+                if b"PONG" in sock.recv(100):
+                    return
+            assert time.monotonic() < deadline, f"redis-server on {self.port} did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server at once (SIGKILL: as a crash, keeping nothing)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server():
+    """Run a RedisServer for the block; yields it."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@contextlib.contextmanager
+def celery_beat(*, env: dict, cwd: Path = REPO):
+    """Run Celery beat (the product's schedule) until the block ends."""
+    schedule = Path(tempfile.mkdtemp(prefix="taskhub-beat-")) / "schedule"
+    args = [str(BIN / "celery"), "-A", "project", "beat", "-l", "info", "--schedule", str(schedule)]
+    with _background(args, re.compile(r"beat: Starting"), env=env, cwd=cwd, timeout=30) as beat:
+        yield beat
+    shutil.rmtree(schedule.parent, ignore_errors=True)

@@ -23,6 +23,7 @@ from apps.tests.processes import (
     celery_worker,
     daphne_server,
     database_url_for_subprocess,
+    live_relay,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,10 +48,14 @@ SCREENSHOT = Path("/tmp/taskhub-page.png")
 
 @pytest.fixture(scope="module")
 def site(django_db_setup):
-    """The base URL of daphne serving the product, with a Celery worker publishing events;
-    both on the test database and the test Redis, for every test of this module."""
+    """The base URL of daphne serving the product, with the relay publishing events and a
+    Celery worker; all on the test database and the test Redis, for every test of this module."""
     env = base_env(DATABASE_URL=database_url_for_subprocess(), REDIS_URL=os.environ["REDIS_URL"])
-    with celery_worker(env=env, concurrency=1), daphne_server(env=env) as base_url:
+    with (
+        celery_worker(env=env, concurrency=1),
+        live_relay(env=env),
+        daphne_server(env=env) as base_url,
+    ):
         yield base_url
 
 

@@ -14,11 +14,9 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 from django.db import connections
@@ -31,9 +29,11 @@ from apps.tests.processes import (
     SmtpSink,
     WorkerProcess,
     base_env,
+    celery_beat,
     celery_worker,
     database_url_for_subprocess,
     free_port,
+    kill_process_group,
     smtp_sink,
 )
 from apps.users.models import EmailNotifications
@@ -52,16 +52,15 @@ class ScriptedInbox(Inbox):
     """An aiosmtpd handler that keeps every message it accepts, following a script:
     refuse the first `refuse` messages with 451; take `delay` seconds over each message
     before accepting it (a client that goes away meanwhile cancels it, and nothing is
-    kept: the server never said 250); hold the first QUIT until the client goes away."""
+    kept: the server never said 250). It counts the SMTP sessions opened."""
 
-    def __init__(self, *, refuse: int = 0, delay: float = 0.0, hold_first_quit: bool = False):
+    def __init__(self, *, refuse: int = 0, delay: float = 0.0):
         super().__init__()
         self.refuse = refuse
         self.delay = delay
-        self.hold_first_quit = hold_first_quit
         self.data_attempts = 0  # messages offered, refused ones included
         self.in_data = 0  # messages being taken in right now
-        self.quits_held = 0
+        self.sessions = 0  # SMTP sessions opened (EHLO or HELO)
 
     def _update(self, **changes: int) -> None:
         with self.arrived:
@@ -83,11 +82,15 @@ class ScriptedInbox(Inbox):
             self._update(in_data=-1)
         return self.keep(envelope)
 
-    async def handle_QUIT(self, server, session, envelope):
-        if self.hold_first_quit and self.quits_held == 0:
-            self._update(quits_held=1)
-            await asyncio.sleep(3600)  # cancelled when the client goes away
-        return "221 Bye"
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self._update(sessions=1)
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        self._update(sessions=1)
+        session.host_name = hostname
+        return f"250 {server.hostname}"
 
     def wait_until(self, condition, *, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -99,10 +102,10 @@ class ScriptedInbox(Inbox):
 
 
 @contextlib.contextmanager
-def scripted_sink(**script):
+def scripted_sink(*, smtp_options: dict | None = None, **script):
     """A real SMTP server on a spare port that follows `script` (see ScriptedInbox)."""
     inbox = ScriptedInbox(**script)
-    with smtp_sink(inbox) as sink:
+    with smtp_sink(inbox, **(smtp_options or {})) as sink:
         sink.inbox = inbox
         yield sink
 
@@ -137,9 +140,7 @@ def worker_env(sink: SmtpSink, **extra: str) -> dict:
 
 def kill(worker: WorkerProcess) -> None:
     """SIGKILL the worker and its pool processes (its own process group)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.process.pid, signal.SIGKILL)
-    worker.process.wait()
+    kill_process_group(worker.process)
 
 
 def wait_for_deliveries(condition, *, timeout: float, what: str) -> list[EmailDelivery]:
@@ -172,9 +173,12 @@ def update_task(event: TaskEvent, actor, **data) -> TaskEvent:
 
 
 def planned(event: TaskEvent) -> list[int]:
-    """Plan the event's emails (again: it is idempotent); returns the pending ids."""
-    notifications.plan_event_emails(event)
-    return notifications.pending_deliveries(event)
+    """The ids of the event's deliveries still pending (planned with the change)."""
+    return list(
+        EmailDelivery.objects.filter(event=event, status=DeliveryStatus.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def send_all(event: TaskEvent) -> list[str]:
@@ -255,10 +259,8 @@ def test_delivering_a_delivery_twice_sends_one_email(sink, ana):
     assert delivery.sent_at is not None
 
 
-def test_notify_and_send_jobs_run_twice_send_one_email_each(sink, ana, bob):
+def test_send_jobs_run_twice_send_one_email_each(sink, ana, bob):
     event = create_task(ana, title="Twice", assignee_id=bob.pk)
-    jobs.notify_event(event.pk)
-    jobs.notify_event(event.pk)  # a duplicate from the broker, or a re-run after a crash
     deliveries = list(EmailDelivery.objects.filter(event=event))
     assert len(deliveries) == 2
     for delivery in deliveries * 2:
@@ -305,6 +307,9 @@ def test_refused_send_stays_pending_with_a_retry_delay_and_the_next_attempt_send
         assert 0 < refused.retry_in <= notifications.RETRY_BASE_SECONDS
         delivery = EmailDelivery.objects.get(pk=delivery_id)
         assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
+        # The retry is a due time in the database, for queue_due_emails to act on.
+        due_in = (delivery.next_attempt_at - timezone.now()).total_seconds()
+        assert 0 < due_in <= notifications.RETRY_BASE_SECONDS
         assert "451" in delivery.last_error and "try again later" in delivery.last_error
         assert sink.messages() == []
 
@@ -364,16 +369,17 @@ def test_retry_delay_grows_exponentially_with_jitter_and_is_capped():
         assert len(set(delays)) > 100  # jittered, not one fixed delay
     assert notifications.retry_delay(2) > notifications.retry_delay(1) / 2
     assert max(notifications.retry_delay(50) for _ in range(200)) <= 15 * 60
-    # Every delay that a delivery can actually wait is shorter than the broker's default
-    # visibility timeout (15 min), so a waiting retry is never handed out a second time.
-    assert notifications.RETRY_BASE_SECONDS * 2 ** (notifications.MAX_ATTEMPTS - 2) < 15 * 60
 
 
 # --- With real workers ----------------------------------------------------------------------
 
 
 def test_worker_sends_a_refused_email_on_a_retry(ana):
-    with scripted_sink(refuse=1) as sink, celery_worker(env=worker_env(sink)) as worker:
+    with (
+        scripted_sink(refuse=1) as sink,
+        celery_worker(env=worker_env(sink)) as worker,
+        celery_beat(env=worker_env(sink)),
+    ):
         started = time.monotonic()
         create_task(ana, title="Retried")
         [mail] = sink.wait_for(lambda mail: True, 1, timeout=RETRY_ARRIVES)
@@ -445,66 +451,62 @@ def test_worker_killed_mid_burst_loses_no_email_and_sends_none_twice(ana, bob):
     }
 
 
-def test_worker_killed_after_the_server_accepted_an_email_does_not_send_it_again(ana):
-    """The server has said 250 to the message; the worker is killed while it says
-    goodbye (QUIT) and before it has recorded the send. The job comes back to the next
-    worker, which must not send the email a second time."""
-    with scripted_sink(hold_first_quit=True) as sink:
-        env = worker_env(sink, CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
-        with celery_worker(env=env, concurrency=1) as first:
-            create_task(ana, title="Accepted")
-            sink.inbox.wait_until(
-                lambda: sink.inbox.quits_held == 1 and len(sink.inbox.messages) == 1,
-                timeout=20,
-                what="the email is accepted and the worker is saying goodbye",
-            )
-            kill(first)
-        time.sleep(VISIBILITY_TIMEOUT + 1)
-        with celery_worker(purge=False, env=env, concurrency=1) as second:
-            [delivery] = wait_for_deliveries(
-                lambda ds: [d.status for d in ds] == [DeliveryStatus.SENT],
-                timeout=30,
-                what="the delivery is marked sent",
-            )
-            second_log = second.log()
-        assert message_ids(sink) == {message_id(delivery.pk): 1}, (
-            f"{sink.inbox.data_attempts} messages offered; second worker:\n{second_log}"
-        )
+def test_sends_reuse_one_smtp_session_and_reopen_one_the_server_dropped(settings, ana, bob):
+    """Each email after the first goes over the session already open; when the server
+    has dropped it meanwhile (idle clients are cut off), the send opens a new one and
+    the email still goes out once, on its first attempt."""
+    with scripted_sink(smtp_options={"timeout": 1}) as sink:
+        send_to(settings, sink)
+        first = planned(create_task(ana, title="One", assignee_id=bob.pk))
+        assert [notifications.deliver_email(delivery_id=d).status for d in first] == ["sent"] * 2
+        assert sink.inbox.sessions == 1
+        time.sleep(1.5)  # the server drops the idle session
+        [later] = planned(create_task(ana, title="Two"))
+        assert notifications.deliver_email(delivery_id=later).status == "sent"
+        assert sink.inbox.sessions == 2
+    assert message_ids(sink) == {message_id(d): 1 for d in [*first, later]}
+    assert EmailDelivery.objects.get(pk=later).attempts == 1
 
 
-def test_stale_pending_email_is_requeued_and_sent_by_a_worker(ana, bob):
-    stale_event = create_task(ana, title="Stale")
+def test_due_pending_email_is_queued_again_and_sent_by_a_worker(ana, bob):
+    due_event = create_task(ana, title="Due")
     recent_event = create_task(ana, title="Recent")
-    [stale_id] = planned(stale_event)
+    [due_id] = planned(due_event)
     [recent_id] = planned(recent_event)
-    long_ago = timezone.now() - jobs.STALE_DELIVERY_AGE - timedelta(minutes=1)
-    EmailDelivery.objects.filter(pk=stale_id).update(created_at=long_ago)
-    # The worker purges the queue as it starts: the publish jobs of both changes are gone,
-    # as if the broker had lost them; only the safety net can send now.
+    EmailDelivery.objects.filter(pk=due_id).update(next_attempt_at=timezone.now())
+    # The worker purges the queue as it starts: the send jobs of both changes are gone,
+    # as if the broker had lost them; only the sweep can send now.
     with scripted_sink() as sink, celery_worker(env=worker_env(sink)):
-        assert jobs.requeue_stale_emails() == 1
+        assert jobs.queue_due_emails() == 1
+        assert jobs.queue_due_emails() == 0  # claimed: not queued twice while it waits
         [mail] = sink.wait_for(lambda mail: True, 1, timeout=10)
         wait_for_deliveries(
             lambda ds: (
                 {d.pk: d.status for d in ds}
-                == {stale_id: DeliveryStatus.SENT, recent_id: DeliveryStatus.PENDING}
+                == {due_id: DeliveryStatus.SENT, recent_id: DeliveryStatus.PENDING}
             ),
             timeout=10,
-            what="the stale delivery is sent, the recent one left alone",
+            what="the due delivery is sent, the recent one left alone",
         )
-    assert mail.message["Message-ID"] == message_id(stale_id)
-    assert mail.message["Subject"] == "Task “Stale” has been created"
+    assert mail.message["Message-ID"] == message_id(due_id)
+    assert mail.message["Subject"] == "Task “Due” has been created"
 
 
-def test_email_of_an_event_whose_publish_job_was_lost_is_still_sent(ana):
-    """A change commits, but its publish job never runs (the broker was away at commit
-    time, or lost the message): the email is still sent by the periodic safety net."""
+def test_email_whose_send_job_was_lost_is_sent_within_a_minute(ana):
+    """A change commits, but its send job never runs (the broker was away at commit
+    time, or lost the message): beat's sweep queues it once REQUEUE_AFTER has passed."""
     event = create_task(ana, title="Lost job")
-    long_ago = timezone.now() - jobs.STALE_DELIVERY_AGE - timedelta(minutes=1)
-    TaskEvent.objects.filter(pk=event.pk).update(created_at=long_ago)
-    EmailDelivery.objects.filter(event=event).update(created_at=long_ago)
-    # The worker purges the queue as it starts, the publish job with it.
-    with scripted_sink() as sink, celery_worker(env=worker_env(sink)):
-        jobs.requeue_stale_emails()
-        [mail] = sink.wait_for(lambda mail: True, 1, timeout=10)
+    [delivery_id] = planned(event)
+    planned_at = time.monotonic()
+    # The worker purges the queue as it starts, the send job with it.
+    with (
+        scripted_sink() as sink,
+        celery_worker(env=worker_env(sink)),
+        celery_beat(env=worker_env(sink)),
+    ):
+        [mail] = sink.wait_for(lambda mail: True, 1, timeout=60)
+        arrived = time.monotonic() - planned_at
+    assert mail.message["Message-ID"] == message_id(delivery_id)
     assert mail.message["Subject"] == "Task “Lost job” has been created"
+    assert arrived >= notifications.REQUEUE_AFTER.total_seconds() - 1
+    print(f"\nthe email whose job was lost arrived {arrived:.1f}s after the change")

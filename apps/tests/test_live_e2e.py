@@ -1,6 +1,7 @@
 """End to end with the real processes: daphne serves the API and the stream, a separate
-Celery worker publishes each committed event through the Redis channel layer and sends
-its emails to a real SMTP server, and clients speak WebSocket and HTTP over TCP.
+live relay publishes each committed event through the Redis channel layer, a Celery
+worker sends its emails to a real SMTP server, and clients speak WebSocket and HTTP over
+TCP.
 
 The processes start once per module (the worker once for the tests that need it); the
 database is flushed between tests, so each test makes its own users and tasks.
@@ -30,6 +31,7 @@ from apps.tests.processes import (
     celery_worker,
     daphne_server,
     database_url_for_subprocess,
+    live_relay,
     smtp_sink,
 )
 
@@ -181,10 +183,13 @@ async def wait_for_log(worker, pattern: str, count: int) -> list[str]:
 
 @pytest.fixture(scope="class")
 def worker(django_db_setup, mailbox):
-    """The worker for TestWithWorker's tests, stopped when they are done."""
-    with celery_worker(env=_worker_env(mailbox)) as worker:
+    """The relay and the worker for TestWithWorker's tests, stopped when they are done;
+    yields the relay (whose log tells what was published)."""
+    env = _worker_env(mailbox)
+    with celery_worker(env=env) as worker, live_relay(env=env) as relay:
         print(f"\nCelery worker ready {worker.startup_seconds:.2f}s after start")
-        yield worker
+        print(f"relay ready {relay.startup_seconds:.2f}s after start")
+        yield relay
 
 
 class TestWithWorker:
@@ -301,7 +306,7 @@ class TestWithWorker:
             assert re.search(rf'<a href="[^"]*{re.escape(escape(link))}"', html), html
         assert Counter(received) == Counter(expected)
 
-    async def test_worker_logs_one_published_line_per_event(self, web, worker, ana, bob, carl):
+    async def test_relay_logs_one_published_line_per_event(self, web, worker, ana, bob, carl):
         task_id = await live_through_lifecycle(web, ana=ana, bob=bob, carl=carl, title="Logged")
         published = await wait_for_log(worker, PUBLISHED_LINE.format(task_id=task_id), 6)
         assert Counter(published) == Counter(kind for kind, _ in LIFECYCLE)
@@ -345,32 +350,28 @@ class TestWithWorker:
         assert "Traceback" not in errors
 
 
-# --- With a worker that logs JSON -----------------------------------------------------------
+# --- With a relay that logs JSON ------------------------------------------------------------
 
 
 @pytest.fixture
-def json_worker(django_db_setup, mailbox):
-    """A worker of its own (outside TestWithWorker, so no other worker takes the jobs)."""
-    with celery_worker(env=_worker_env(mailbox, LOG_FORMAT="json")) as worker:
-        yield worker
+def json_relay(django_db_setup, mailbox):
+    """A relay of its own (outside TestWithWorker, so no other relay takes the events)."""
+    with live_relay(env=_worker_env(mailbox, LOG_FORMAT="json")) as relay:
+        yield relay
 
 
-async def test_worker_json_log_lines_describe_each_published_event(web, json_worker, ana, bob):
+async def test_relay_json_log_lines_describe_each_published_event(web, json_relay, ana, bob):
     task = await call(web, "POST", TASKS, ana, 201, json={"title": "JSON", "assignee": bob.pk})
     await call(web, "PATCH", f"{TASKS}{task['id']}/", bob, json={"status": "done"})
-    await wait_for_log(json_worker, PUBLISHED_LINE.format(task_id=task["id"]), 2)
+    await wait_for_log(json_relay, PUBLISHED_LINE.format(task_id=task["id"]), 2)
 
-    # Before "ready" come the banner and warnings; from then on every line is a record.
-    output = json_worker.log().splitlines()
-    ready = next(index for index, line in enumerate(output) if " ready." in line)
-    entries = [json.loads(line) for line in output[ready:] if line.strip()]
+    entries = [json.loads(line) for line in json_relay.log().splitlines() if line.strip()]
     assert all(isinstance(entry, dict) for entry in entries)
     published = [
         entry
         for entry in entries
         if entry["message"].startswith("published ") and entry.get("task_id") == task["id"]
     ]
-    # Two pool processes may publish them in either order.
     assert sorted(entry["event_type"] for entry in published) == ["task.created", "task.updated"]
     for entry in published:
         assert entry["task_id"] == task["id"]

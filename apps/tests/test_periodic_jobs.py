@@ -178,6 +178,6 @@ def test_beat_schedule_lists_each_job_at_its_interval():
     assert schedule["tasks.prune_event_log"] == crontab(minute=5)
     assert schedule["tasks.prune_idempotency_records"] == crontab(minute=35)
     assert schedule["tasks.purge_archived_tasks"] == crontab(hour=3, minute=30)
-    assert schedule["tasks.requeue_stale_emails"] == 600.0
+    assert schedule["tasks.queue_due_emails"] == 5.0
     registered = set(jobs.send_due_reminders.app.tasks)
     assert set(schedule) <= registered

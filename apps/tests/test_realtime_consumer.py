@@ -1,26 +1,30 @@
 """The live stream at /ws/tasks/, driven through the whole ASGI application (origin check,
 JWT middleware, router) with the real Redis channel layer and PostgreSQL event log.
 
-No Celery worker runs here: a test delivers an event the way the worker would, by calling
-the `publish_event` job body itself (through `sync_to_async`, since it is sync code).
+No relay process runs here: a test delivers an event the way the relay does, by running
+one claim-and-publish of the relay (realtime/relay.py) on the test's own event loop.
 """
 
 import asyncio
+import copy
 import re
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 import pytest
+import redis.exceptions
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from apps.tasks import selectors
-from apps.tasks.jobs import publish_event
 from apps.tasks.models import StreamEntry, TaskEvent
-from apps.tests.conftest import auth
+from apps.tests.conftest import auth, run_relay_once
+from apps.tests.processes import free_port
 from realtime import publisher
 from realtime.groups import user_stream_group
+from realtime.relay import EventRelay, connect_database, stream_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,8 +111,11 @@ async def event_id_at(user, seq: int) -> int:
 
 
 async def publish(event_id: int) -> None:
-    """Deliver the event to the channel layer as the Celery job does."""
-    await sync_to_async(publish_event)(event_id)
+    """Deliver this one event to the channel layer as the relay does after its commit
+    (again, if it was published already; the others count as published)."""
+    await TaskEvent.objects.exclude(pk=event_id).aupdate(published_at=timezone.now())
+    await TaskEvent.objects.filter(pk=event_id).aupdate(published_at=None)
+    await run_relay_once()
 
 
 async def create_tasks(api, user, count: int) -> list[int]:
@@ -304,6 +311,47 @@ async def test_gap_in_live_events_is_filled_from_the_log(api, ana):
         await assert_silent(communicator)
 
 
+async def test_socket_that_missed_a_live_event_catches_up_on_the_stream_head(api, ana):
+    """A live message lost on the way (the socket's process was reconnecting to Redis)
+    is repaired by the relay's periodic word on the stream's last seq."""
+    async with stream_of(ana) as (communicator, _):
+        await publish(await create_task(api, ana))
+        assert seqs(await receive_events(communicator, 1)) == [1]
+        lost = await create_task(api, ana, "Lost on the way")
+        await TaskEvent.objects.filter(pk=lost).aupdate(published_at=timezone.now())
+        await assert_silent(communicator)
+        relay = EventRelay()
+        relay.remember_heads([(lost, ana.pk, 2)])
+        try:
+            await relay.send_heads()
+        finally:
+            await relay.close()
+        [event] = await receive_events(communicator, 1)
+        assert (event["seq"], event["task"]["title"]) == (2, "Lost on the way")
+        await assert_silent(communicator)
+
+
+async def test_relay_leaves_events_unpublished_while_redis_is_away(api, ana, settings):
+    """A batch whose messages Redis refused is rolled back: the events stay in the
+    outbox, and the next round publishes them."""
+    await create_tasks(api, ana, 2)
+    working = settings.CHANNEL_LAYERS
+    layers = copy.deepcopy(working)
+    layers["default"]["CONFIG"]["hosts"] = [{"address": f"redis://127.0.0.1:{free_port()}/0"}]
+    settings.CHANNEL_LAYERS = layers
+    relay = EventRelay()
+    try:
+        async with await connect_database() as connection:
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await relay.publish_pending(connection)
+    finally:
+        await relay.close()
+    assert await TaskEvent.objects.filter(published_at__isnull=True).acount() == 2
+    settings.CHANNEL_LAYERS = working
+    assert await run_relay_once() == 2
+    assert await TaskEvent.objects.filter(published_at__isnull=True).acount() == 0
+
+
 # --- Resume ---------------------------------------------------------------------------------
 
 
@@ -434,7 +482,7 @@ async def test_publisher_reuses_one_event_loop_across_jobs(api, ana):
         # A worker's jobs call send_to_groups from plain threads that run no event loop.
         started = []
         for event in events:
-            message = {"type": "task.event", "event": event}
+            message = stream_message(event["seq"], event)
             await asyncio.to_thread(
                 publisher.send_to_groups, [(user_stream_group(ana.pk), message)]
             )
