@@ -33,7 +33,14 @@ from django.conf import settings
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from apps.tests.processes import BIN, REPO, base_env, free_port
+from apps.tests.processes import (
+    BIN,
+    REPO,
+    base_env,
+    daphne_processes,
+    free_port,
+    process_command_line,
+)
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_TEXT = COMPOSE_FILE.read_text()
@@ -380,7 +387,7 @@ def test_every_shell_script_passes_shellcheck():
 @pytest.mark.parametrize(
     ("service", "command"),
     [
-        ("django", 'daphne -b 0.0.0.0 -p "${PORT:-8000}" project.asgi:application'),
+        ("django", "supervisord --configuration compose/django/supervisord.conf"),
         ("celery-worker", "celery -A project worker -l info"),
         ("celery-beat", "celery -A project beat -l info"),
     ],
@@ -600,7 +607,9 @@ class Service:
 
     def __init__(self, service: str, env: dict, log_dir: Path):
         self.log_path = log_dir / f"{service}.log"
-        with self.log_path.open("w") as log:
+        # Appending: supervisord reopens its stdout for its children's lines, so every
+        # writer must add at the end rather than at its own offset.
+        with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 [str(REPO / "scripts/entrypoint.sh"), *SERVICES[service]["command"]],
                 cwd=REPO,
@@ -701,16 +710,17 @@ def test_web_start_serves_readyz_with_every_component_ready(web):
     assert set(response.json()["checks"].values()) == {"ok"}
 
 
-def test_web_start_becomes_daphne_itself_so_signals_reach_it(web):
+def test_web_start_becomes_supervisord_itself_so_signals_reach_it(web):
     command = web.command_line()
-    assert any(Path(part).name == "daphne" for part in command), command
-    assert command[-5:] == [
-        "-b",
-        "0.0.0.0",
-        "-p",
-        web.base_url.rsplit(":", 1)[1],
-        "project.asgi:application",
-    ]
+    assert any(Path(part).name == "supervisord" for part in command), command
+    assert command[-2:] == ["--configuration", "compose/django/supervisord.conf"]
+
+
+def test_web_start_runs_one_daphne_per_core_on_the_shared_socket(web):
+    daphnes = daphne_processes(web.process.pid)
+    assert len(daphnes) == len(os.sched_getaffinity(0)), daphnes
+    for pid in daphnes:
+        assert process_command_line(pid)[-3:] == ["--fd", "0", "project.asgi:application"]
 
 
 def test_web_healthcheck_script_reports_the_server_healthy(web):
