@@ -46,11 +46,12 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_TEXT = COMPOSE_FILE.read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ("django", "celery-worker", "celery-beat")
+APP_SERVICES = ("django", "celery-worker", "celery-beat", "live-relay")
 START_SCRIPTS = {
     "django": "compose/django/start",
     "celery-worker": "compose/celery-worker/start",
     "celery-beat": "compose/celery-beat/start",
+    "live-relay": "compose/live-relay/start",
 }
 # A required variable in compose: `${NAME:?message}` (compose stops when it is unset).
 REQUIRED_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z_]+):\?[^}]+\}")
@@ -64,7 +65,15 @@ ISOLATED_REDIS_DB = 12
 
 
 def test_compose_defines_the_product_services():
-    assert set(SERVICES) == {"db", "cache", "django", "celery-worker", "celery-beat", "mailpit"}
+    assert set(SERVICES) == {
+        "db",
+        "cache",
+        "django",
+        "celery-worker",
+        "celery-beat",
+        "live-relay",
+        "mailpit",
+    }
 
 
 def test_database_is_postgres_17_with_a_named_volume_and_pg_isready_healthcheck():
@@ -99,8 +108,8 @@ def test_mailpit_catches_the_app_email_and_shows_it_in_a_browser():
 
 
 def test_app_services_share_one_definition():
-    """django, celery-worker and celery-beat merge the same `x-app` node (one definition,
-    not three copies) and differ in their command."""
+    """The app services merge the same `x-app` node (one definition, not copies) and
+    differ in their command."""
     root = yaml.compose(COMPOSE_TEXT)
     top = {key.value: value for key, value in root.value}
     services = {key.value: value for key, value in top["services"].value}
@@ -113,7 +122,7 @@ def test_app_services_share_one_definition():
         {key: SERVICES[name][key] for key in ("build", "image", "environment", "restart")}
         for name in APP_SERVICES
     ]
-    assert definitions[0] == definitions[1] == definitions[2]
+    assert all(definition == definitions[0] for definition in definitions)
     assert [SERVICES[name]["command"] for name in APP_SERVICES] == [
         [START_SCRIPTS[name]] for name in APP_SERVICES
     ]
@@ -143,8 +152,9 @@ def test_every_service_restarts_unless_stopped():
 def test_every_server_has_a_healthcheck():
     for name in ("db", "cache", "django", "celery-worker"):
         assert SERVICES[name]["healthcheck"]["test"], name
-    # Beat serves nothing to ask; it must not inherit the image's web check.
+    # Beat and the relay serve nothing to ask; they must not inherit the image's web check.
     assert SERVICES["celery-beat"]["healthcheck"] == {"disable": True}
+    assert SERVICES["live-relay"]["healthcheck"] == {"disable": True}
 
 
 def test_no_secret_value_is_committed():
@@ -388,8 +398,12 @@ def test_every_shell_script_passes_shellcheck():
     ("service", "command"),
     [
         ("django", "supervisord --configuration compose/django/supervisord.conf"),
-        ("celery-worker", "celery -A project worker -l info"),
+        (
+            "celery-worker",
+            'celery -A project worker -l info -Q celery,email -c "${EMAIL_WORKER_CONCURRENCY:-2}"',
+        ),
         ("celery-beat", "celery -A project beat -l info"),
+        ("live-relay", "python manage.py relay_events"),
     ],
 )
 def test_start_script_runs_the_contract_command_in_strict_mode_with_exec(service, command):
