@@ -180,6 +180,7 @@ def web_tier(*, env: dict, processes: int, cwd: Path = REPO):
         "PYTHONUNBUFFERED": "1",
         "WEB_HOST": "127.0.0.1",
         "PORT": str(port),
+        "TMPDIR": str(log_dir),  # supervisord's pid file goes there, and away with it
     }
     # Appending: supervisord reopens its stdout for its children's lines, so every writer
     # must add at the end rather than at its own offset.

@@ -688,6 +688,7 @@ def web(tmp_path_factory):
             DATABASE_URL=_database_url(dbname, proxy.port),
             REDIS_URL=os.environ["REDIS_URL"],
             PORT=str(port),
+            TMPDIR=str(log_dir),  # supervisord's pid file goes there
         )
         service = Service("django", env, log_dir)
         try:
