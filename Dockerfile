@@ -1,5 +1,6 @@
-# Taskhub's one image: the web service, the Celery worker and beat differ only in their
-# command (compose/<service>/start). Build: docker compose build (or docker build .).
+# Taskhub's one image: the web service, the Celery worker, beat and the live-event relay
+# differ only in their command (compose/<service>/start). Build: docker compose build (or
+# docker build .).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- Dependencies, from the hash-pinned lock and wheels only: no compiler needed --------

@@ -92,6 +92,121 @@ def daphne_server(*, env: dict, cwd: Path = REPO, startup_timeout: float = 30):
         Path(log.name).unlink(missing_ok=True)
 
 
+def process_command_line(pid: int) -> list[str]:
+    """A running process's arguments, from /proc."""
+    return Path(f"/proc/{pid}/cmdline").read_text().rstrip("\0").split("\0")
+
+
+def child_processes(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: no psutil)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+def daphne_processes(manager_pid: int) -> list[int]:
+    """The daphne processes that the web tier's supervisord (`manager_pid`) runs."""
+    daphnes = []
+    for pid in child_processes(manager_pid):
+        with contextlib.suppress(OSError):
+            if any(Path(part).name == "daphne" for part in process_command_line(pid)):
+                daphnes.append(pid)
+    return daphnes
+
+
+@dataclass
+class WebTier:
+    """The web tier as compose/django/start runs it: supervisord and its daphnes."""
+
+    process: subprocess.Popen
+    log_path: Path
+    base_url: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def daphnes(self) -> list[int]:
+        return daphne_processes(self.process.pid)
+
+    def listening_daphnes(self) -> int:
+        """How many daphnes have said they serve the socket so far (restarts included)."""
+        return self.log().count("Listening on TCP address")
+
+    def wait_for(self, what: str, condition, timeout: float = 60) -> None:
+        """Wait until `condition()` is true; fail with the tier's output if it is not."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the web tier exited ({self.process.returncode}) before {what}:\n{self.log()}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what} within {timeout}s:\n{self.log()}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM to supervisord, which stops its daphnes first; its exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            raise AssertionError(f"the web tier ignored SIGTERM:\n{self.log()}") from None
+
+
+def serves_healthz(base_url: str) -> bool:
+    with contextlib.suppress(httpx.TransportError):
+        return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
+    return False
+
+
+@contextlib.contextmanager
+def web_tier(*, env: dict, processes: int, cwd: Path = REPO):
+    """compose/django/start on a spare port of 127.0.0.1 until the block ends; yields a
+    WebTier once /healthz answers and all `processes` daphnes run."""
+    port = free_port()
+    log_dir = Path(tempfile.mkdtemp(prefix="taskhub-web-"))
+    log_path = log_dir / "web.log"
+    env = {
+        **env,
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', os.defpath)}",
+        "PYTHONUNBUFFERED": "1",
+        "WEB_HOST": "127.0.0.1",
+        "PORT": str(port),
+        "TMPDIR": str(log_dir),  # supervisord's pid file goes there, and away with it
+    }
+    # Appending: supervisord reopens its stdout for its children's lines, so every writer
+    # must add at the end rather than at its own offset.
+    with log_path.open("a") as log:
+        process = subprocess.Popen(
+            [str(cwd / "compose/django/start")],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    tier = WebTier(process, log_path, f"http://127.0.0.1:{port}")
+    try:
+        tier.wait_for(f"{processes} daphne(s)", lambda: len(tier.daphnes()) == processes)
+        tier.wait_for(
+            f"{processes} daphne(s) listening", lambda: tier.listening_daphnes() >= processes
+        )
+        tier.wait_for("a 200 from /healthz", lambda: serves_healthz(tier.base_url))
+        yield tier
+    finally:
+        with contextlib.suppress(AssertionError):
+            tier.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
 def base_env(**overrides: str) -> dict:
     """The current environment without the project's settings, plus `overrides`."""
     env = {

@@ -33,17 +33,25 @@ from django.conf import settings
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from apps.tests.processes import BIN, REPO, base_env, free_port
+from apps.tests.processes import (
+    BIN,
+    REPO,
+    base_env,
+    daphne_processes,
+    free_port,
+    process_command_line,
+)
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_TEXT = COMPOSE_FILE.read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ("django", "celery-worker", "celery-beat")
+APP_SERVICES = ("django", "celery-worker", "celery-beat", "live-relay")
 START_SCRIPTS = {
     "django": "compose/django/start",
     "celery-worker": "compose/celery-worker/start",
     "celery-beat": "compose/celery-beat/start",
+    "live-relay": "compose/live-relay/start",
 }
 # A required variable in compose: `${NAME:?message}` (compose stops when it is unset).
 REQUIRED_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z_]+):\?[^}]+\}")
@@ -57,7 +65,15 @@ ISOLATED_REDIS_DB = 12
 
 
 def test_compose_defines_the_product_services():
-    assert set(SERVICES) == {"db", "cache", "django", "celery-worker", "celery-beat", "mailpit"}
+    assert set(SERVICES) == {
+        "db",
+        "cache",
+        "django",
+        "celery-worker",
+        "celery-beat",
+        "live-relay",
+        "mailpit",
+    }
 
 
 def test_database_is_postgres_17_with_a_named_volume_and_pg_isready_healthcheck():
@@ -92,8 +108,8 @@ def test_mailpit_catches_the_app_email_and_shows_it_in_a_browser():
 
 
 def test_app_services_share_one_definition():
-    """django, celery-worker and celery-beat merge the same `x-app` node (one definition,
-    not three copies) and differ in their command."""
+    """The app services merge the same `x-app` node (one definition, not copies) and
+    differ in their command."""
     root = yaml.compose(COMPOSE_TEXT)
     top = {key.value: value for key, value in root.value}
     services = {key.value: value for key, value in top["services"].value}
@@ -106,7 +122,7 @@ def test_app_services_share_one_definition():
         {key: SERVICES[name][key] for key in ("build", "image", "environment", "restart")}
         for name in APP_SERVICES
     ]
-    assert definitions[0] == definitions[1] == definitions[2]
+    assert all(definition == definitions[0] for definition in definitions)
     assert [SERVICES[name]["command"] for name in APP_SERVICES] == [
         [START_SCRIPTS[name]] for name in APP_SERVICES
     ]
@@ -136,8 +152,9 @@ def test_every_service_restarts_unless_stopped():
 def test_every_server_has_a_healthcheck():
     for name in ("db", "cache", "django", "celery-worker"):
         assert SERVICES[name]["healthcheck"]["test"], name
-    # Beat serves nothing to ask; it must not inherit the image's web check.
+    # Beat and the relay serve nothing to ask; they must not inherit the image's web check.
     assert SERVICES["celery-beat"]["healthcheck"] == {"disable": True}
+    assert SERVICES["live-relay"]["healthcheck"] == {"disable": True}
 
 
 def test_no_secret_value_is_committed():
@@ -380,9 +397,13 @@ def test_every_shell_script_passes_shellcheck():
 @pytest.mark.parametrize(
     ("service", "command"),
     [
-        ("django", 'daphne -b 0.0.0.0 -p "${PORT:-8000}" project.asgi:application'),
-        ("celery-worker", "celery -A project worker -l info"),
+        ("django", "supervisord --configuration compose/django/supervisord.conf"),
+        (
+            "celery-worker",
+            'celery -A project worker -l info -Q celery,email -c "${EMAIL_WORKER_CONCURRENCY:-2}"',
+        ),
         ("celery-beat", "celery -A project beat -l info"),
+        ("live-relay", "python manage.py relay_events"),
     ],
 )
 def test_start_script_runs_the_contract_command_in_strict_mode_with_exec(service, command):
@@ -600,7 +621,9 @@ class Service:
 
     def __init__(self, service: str, env: dict, log_dir: Path):
         self.log_path = log_dir / f"{service}.log"
-        with self.log_path.open("w") as log:
+        # Appending: supervisord reopens its stdout for its children's lines, so every
+        # writer must add at the end rather than at its own offset.
+        with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 [str(REPO / "scripts/entrypoint.sh"), *SERVICES[service]["command"]],
                 cwd=REPO,
@@ -665,6 +688,7 @@ def web(tmp_path_factory):
             DATABASE_URL=_database_url(dbname, proxy.port),
             REDIS_URL=os.environ["REDIS_URL"],
             PORT=str(port),
+            TMPDIR=str(log_dir),  # supervisord's pid file goes there
         )
         service = Service("django", env, log_dir)
         try:
@@ -701,16 +725,17 @@ def test_web_start_serves_readyz_with_every_component_ready(web):
     assert set(response.json()["checks"].values()) == {"ok"}
 
 
-def test_web_start_becomes_daphne_itself_so_signals_reach_it(web):
+def test_web_start_becomes_supervisord_itself_so_signals_reach_it(web):
     command = web.command_line()
-    assert any(Path(part).name == "daphne" for part in command), command
-    assert command[-5:] == [
-        "-b",
-        "0.0.0.0",
-        "-p",
-        web.base_url.rsplit(":", 1)[1],
-        "project.asgi:application",
-    ]
+    assert any(Path(part).name == "supervisord" for part in command), command
+    assert command[-2:] == ["--configuration", "compose/django/supervisord.conf"]
+
+
+def test_web_start_runs_one_daphne_per_core_on_the_shared_socket(web):
+    daphnes = daphne_processes(web.process.pid)
+    assert len(daphnes) == len(os.sched_getaffinity(0)), daphnes
+    for pid in daphnes:
+        assert process_command_line(pid)[-3:] == ["--fd", "0", "project.asgi:application"]
 
 
 def test_web_healthcheck_script_reports_the_server_healthy(web):
