@@ -135,8 +135,8 @@ def test_app_services_start_only_when_database_and_cache_are_healthy():
         assert depends_on["cache"] == {"condition": "service_healthy"}, name
 
 
-def test_worker_and_beat_start_only_when_the_web_service_has_migrated_and_is_healthy():
-    for name in ("celery-worker", "celery-beat"):
+def test_worker_beat_and_relay_start_only_when_the_web_service_has_migrated_and_is_healthy():
+    for name in ("celery-worker", "celery-beat", "live-relay"):
         assert SERVICES[name]["depends_on"]["django"] == {"condition": "service_healthy"}
 
 

@@ -4,7 +4,7 @@ supervisord binds the socket and its daphnes (`--fd 0`) accept from it.
 Which daphne holds a connection is read from /proc: the server side of the connection in
 /proc/net/tcp names a socket inode, and exactly one daphne has that inode among its file
 descriptors. Events reach every socket of a user through the Redis channel layer, whichever
-process holds it, published by a real Celery worker after a change made over REST.
+process holds it, published by the real live relay after a change made over REST.
 """
 
 import asyncio
@@ -25,8 +25,8 @@ from apps.tests.conftest import auth
 from apps.tests.processes import (
     REPO,
     base_env,
-    celery_worker,
     database_url_for_subprocess,
+    live_relay,
     serves_healthz,
     web_tier,
 )
@@ -57,11 +57,11 @@ def tier(django_db_setup):
 
 
 @pytest.fixture(scope="module")
-def worker(django_db_setup):
-    """The Celery worker that publishes each committed event to the channel layer."""
+def relay(django_db_setup):
+    """The live relay, which publishes each committed event to the channel layer."""
     env = base_env(DATABASE_URL=database_url_for_subprocess(), REDIS_URL=os.environ["REDIS_URL"])
-    with celery_worker(env=env) as worker:
-        yield worker
+    with live_relay(env=env) as relay:
+        yield relay
 
 
 # --- Which daphne holds a connection -----------------------------------------------------
@@ -149,7 +149,7 @@ async def test_connections_to_the_one_port_are_served_by_both_daphnes(tier, ana)
             assert await receive(socket) == {"type": "pong"}
 
 
-async def test_a_users_sockets_on_different_daphnes_each_receive_their_event(tier, worker, ana):
+async def test_a_users_sockets_on_different_daphnes_each_receive_their_event(tier, relay, ana):
     async with (
         stream_on_every_daphne(tier, ana) as held,
         httpx.AsyncClient(base_url=tier.base_url, timeout=ARRIVES) as web,
