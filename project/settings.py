@@ -185,8 +185,24 @@ CELERY_TASK_ROUTES = {"tasks.send_email_delivery": {"queue": "email"}}
 CELERY_TASK_SOFT_TIME_LIMIT = 40
 CELERY_TASK_TIME_LIMIT = 50
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60),
+    # A Redis that restarts, fails over or sits behind a NAT can leave a connection that
+    # is dead but still open. Without a socket timeout a publish or an ack waits on it
+    # forever; keepalive and the health checks find such connections and replace them.
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+    "health_check_interval": 10,
 }
+# Workers survive their broker: a worker that loses Redis reconnects for as long as it
+# takes (the default gives up after 100 attempts, about 45 minutes, and the worker exits).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Jobs running when the connection drops are left to finish: Redis has already put their
+# messages back (their acks cannot arrive), and running an idempotent job twice is cheaper
+# than killing it mid-send (Celery 6 will cancel them by default).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULE = {
     "send-due-reminders": {"task": "tasks.send_due_reminders", "schedule": 60.0},
     "queue-due-emails": {"task": "tasks.queue_due_emails", "schedule": 5.0},

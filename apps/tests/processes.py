@@ -1,10 +1,12 @@
-"""Start the product's real processes (daphne, Celery workers, an SMTP sink) for tests."""
+"""Start the product's real processes (daphne, Celery workers, an SMTP sink, a private
+Redis) for tests."""
 
 import contextlib
 import email.policy
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+import redis
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -313,6 +316,79 @@ def _stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
         process.wait()
 
 
+class RedisServer:
+    """A password-protected redis-server of a test's own on a spare port, which the test
+    may stop, start and restart (same port, same password) as it likes. Keeps nothing
+    on disk, so a restart comes back empty, as a Redis without persistence does."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        self.password = secrets.token_urlsafe(24)
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def start(self, timeout: float = 10) -> None:
+        """Start the server and wait until it answers PING with the password."""
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--requirepass", self.password, "--save", "", "--appendonly", "no"]
+        args += ["--dir", str(self.directory)]
+        with (self.directory / "redis.log").open("a") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"redis-server exited:\n{self.log()}")
+                with contextlib.suppress(redis.ConnectionError):
+                    if client.ping():
+                        return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"redis-server did not answer in {timeout}s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server (SIGTERM: it closes every client connection; SIGKILL: a
+        crash) and wait until it has gone, so the port is free again."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server and start it again on the same port with the same password."""
+        self.stop(sig)
+        self.start()
+        self.restarts += 1
+
+    def log(self) -> str:
+        return (self.directory / "redis.log").read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def redis_server():
+    """Run a private, password-protected redis-server until the block ends; yields a
+    RedisServer (its `url` is a REDIS_URL for the processes a test starts)."""
+    directory = Path(tempfile.mkdtemp(prefix="taskhub-redis-"))
+    server = RedisServer(directory)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class ReceivedMail:
     """One message as the SMTP sink received it."""
@@ -388,62 +464,6 @@ def smtp_sink(inbox: "Inbox | None" = None, **smtp_options):
         yield SmtpSink(inbox, controller.port)
     finally:
         controller.stop()
-
-
-class RedisServer:
-    """A password-protected redis-server of a test's own, on a spare port that it keeps
-    across `stop()` and `start()`, so that a test can take Redis away from the product's
-    processes and give it back."""
-
-    def __init__(self):
-        import secrets
-
-        self.port = free_port()
-        self.password = secrets.token_urlsafe(16)
-        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
-        self._dir = Path(tempfile.mkdtemp(prefix="taskhub-redis-"))
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 10) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--requirepass", self.password, "--save", "", "--appendonly", "no",
-             "--dir", str(self._dir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while True:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
-            ):
-                sock.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
-                if b"PONG" in sock.recv(100):
-                    return
-            assert time.monotonic() < deadline, f"redis-server on {self.port} did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Stop the server at once (SIGKILL: as a crash, keeping nothing)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def redis_server():
-    """Run a RedisServer for the block; yields it."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ and in order without reconnecting, and every email arrives exactly once.
 
 import asyncio
 import json
+import signal
 import time
 from collections import Counter
 from contextlib import AsyncExitStack
@@ -157,7 +158,7 @@ async def test_redis_stopped_for_5s_fails_no_write_and_loses_no_event(ana, bob):
 
                 async def take_redis_away_for_5s(i: int) -> None:
                     if i == 20:
-                        redis.stop()
+                        redis.stop(signal.SIGKILL)  # as a crash
                         outage["stopped"] = time.monotonic()
                     elif (
                         "stopped" in outage
