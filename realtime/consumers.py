@@ -30,7 +30,9 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
 
     user = None
     delivered = 0
-    expiry_task: asyncio.Task | None = None
+    # A timer rather than a sleeping task: an idle socket should cost as little as it can.
+    expiry: asyncio.TimerHandle | None = None
+    closing: asyncio.Task | None = None
 
     async def connect(self):
         """Authenticate, join the stream, say hello and replay what the client missed."""
@@ -46,7 +48,7 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user = user
         await self.channel_layer.group_add(user_stream_group(user.pk), self.channel_name)
-        last_seq = await database_sync_to_async(selectors.stream_last_seq)(user=user)
+        last_seq = await database_sync_to_async(selectors.stream_last_seq)(user=user.pk)
         await self.send_json(
             {
                 "type": "hello",
@@ -57,12 +59,15 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         self.delivered = last_seq
         if after is not None:
             await self.replay_after(after)
-        self.expiry_task = asyncio.create_task(self._close_at_expiry())
+        expires_at = self.scope.get("token_exp")
+        if expires_at is not None:
+            loop = asyncio.get_running_loop()
+            self.expiry = loop.call_at(loop.time() + expires_at - time.time(), self._expire)
 
     async def disconnect(self, code):
         """Leave the stream group and stop the expiry timer."""
-        if self.expiry_task is not None:
-            self.expiry_task.cancel()
+        if self.expiry is not None:
+            self.expiry.cancel()
         if self.user is not None:
             await self.channel_layer.group_discard(
                 user_stream_group(self.user.pk), self.channel_name
@@ -124,16 +129,18 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         """Send every event of the user's stream after `after` from the log, in order; or
         `resync_required` when the log no longer reaches back that far."""
         if await database_sync_to_async(selectors.stream_is_pruned_after)(
-            user=self.user, after=after
+            user=self.user.pk, after=after
         ):
             # The client reloads its state over REST; live events continue from now.
             await self.send_json({"type": "resync_required"})
-            self.delivered = await database_sync_to_async(selectors.stream_last_seq)(user=self.user)
+            self.delivered = await database_sync_to_async(selectors.stream_last_seq)(
+                user=self.user.pk
+            )
             return
         self.delivered = after
         while True:
             events = await database_sync_to_async(selectors.stream_events_after)(
-                user=self.user, after=self.delivered, limit=REPLAY_PAGE
+                user=self.user.pk, after=self.delivered, limit=REPLAY_PAGE
             )
             for event in events:
                 await self.send_json(event)
@@ -145,12 +152,8 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         expires_at = self.scope.get("token_exp")
         return expires_at is not None and expires_at <= time.time()
 
-    async def _close_at_expiry(self) -> None:
-        expires_at = self.scope.get("token_exp")
-        if expires_at is None:
-            return
-        await asyncio.sleep(max(0, expires_at - time.time()))
-        await self.close(code=CLOSE_UNAUTHORIZED)
+    def _expire(self) -> None:
+        self.closing = asyncio.ensure_future(self.close(code=CLOSE_UNAUTHORIZED))
 
 
 def _after_from_query(query_string: bytes) -> int | bool | None:

@@ -1,5 +1,7 @@
 """WebSocket authentication and origin checks, as ASGI middleware."""
 
+from dataclasses import dataclass
+
 from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
@@ -25,23 +27,23 @@ class JWTAuthMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        raw_token, via_subprotocol = _token_from(scope)
-        user, expires_at = None, None
-        if raw_token:
-            try:
-                token = AccessToken(raw_token)
-            except TokenError:
-                token = None
-            if token is not None:
-                user = await _active_user(token[api_settings.USER_ID_CLAIM])
-                expires_at = token["exp"] if user is not None else None
-        scope = {
-            **scope,
-            "user": user,
-            "token_exp": expires_at,
-            "bearer_subprotocol": via_subprotocol,
-        }
-        return await self.app(scope, receive, send)
+        # This frame lasts as long as the connection: it keeps no token, only the scope.
+        return await self.app(await _authenticated(scope), receive, send)
+
+
+async def _authenticated(scope) -> dict:
+    """A copy of the scope with the token's user (a StreamUser) and expiry."""
+    raw_token, via_subprotocol = _token_from(scope)
+    user, expires_at = None, None
+    if raw_token:
+        try:
+            token = AccessToken(raw_token)
+        except TokenError:
+            token = None
+        if token is not None:
+            user = await _active_user(token[api_settings.USER_ID_CLAIM])
+            expires_at = token["exp"] if user is not None else None
+    return {**scope, "user": user, "token_exp": expires_at, "bearer_subprotocol": via_subprotocol}
 
 
 def _token_from(scope) -> tuple[str | None, bool]:
@@ -56,9 +58,19 @@ def _token_from(scope) -> tuple[str | None, bool]:
     return None, BEARER_SUBPROTOCOL in subprotocols
 
 
+@dataclass(frozen=True, slots=True)
+class StreamUser:
+    """Who a socket belongs to: all the stream needs of the user, kept per connection
+    instead of a model instance."""
+
+    pk: int
+    username: str
+
+
 @database_sync_to_async
-def _active_user(user_id) -> User | None:
-    return User.objects.filter(pk=user_id, is_active=True).first()
+def _active_user(user_id) -> StreamUser | None:
+    row = User.objects.filter(pk=user_id, is_active=True).values_list("pk", "username").first()
+    return StreamUser(*row) if row else None
 
 
 class BrowserOriginValidator(OriginValidator):

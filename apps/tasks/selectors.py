@@ -107,7 +107,7 @@ def task_history(*, user: User, task_id) -> QuerySet[TaskEvent]:
     )
 
 
-def stream_after(*, user: User, after: int, limit: int) -> list[StreamEntry]:
+def stream_after(*, user: User | int, after: int, limit: int) -> list[StreamEntry]:
     """Up to `limit` entries of the user's stream with `seq` greater than `after`."""
     return list(
         StreamEntry.objects.filter(user=user, seq__gt=after)
@@ -116,13 +116,13 @@ def stream_after(*, user: User, after: int, limit: int) -> list[StreamEntry]:
     )
 
 
-def stream_last_seq(*, user: User) -> int:
+def stream_last_seq(*, user: User | int) -> int:
     """The last `seq` handed out in the user's stream (0 for none yet)."""
     stream = EventStream.objects.filter(user=user).values_list("last_seq", flat=True).first()
     return stream or 0
 
 
-def stream_is_pruned_after(*, user: User, after: int) -> bool:
+def stream_is_pruned_after(*, user: User | int, after: int) -> bool:
     """Whether the log can no longer replay everything after `after`: entries just past
     it were pruned, or `after` is beyond anything this stream handed out."""
     last_seq = stream_last_seq(user=user)
@@ -134,7 +134,7 @@ def stream_is_pruned_after(*, user: User, after: int) -> bool:
     return oldest is None or oldest > after + 1
 
 
-def stream_events_after(*, user: User, after: int, limit: int) -> list[dict]:
+def stream_events_after(*, user: User | int, after: int, limit: int) -> list[dict]:
     """Up to `limit` events of the user's stream after `after`, rendered, oldest first."""
     return [
         event_representation(entry.event, seq=entry.seq)
