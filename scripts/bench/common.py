@@ -305,6 +305,43 @@ class BenchUser:
     token: str
 
 
+@dataclass
+class BenchTask:
+    id: str
+    creator: BenchUser
+    assignee: BenchUser | None
+    version: int
+    title: str
+
+    @property
+    def recipients(self) -> list[int]:
+        return [self.creator.id] + ([self.assignee.id] if self.assignee else [])
+
+
+def create_tasks(base_url: str, users: list[BenchUser], each: int = 5, shared: int = 2):
+    """`each` tasks per user, through the API as the product's clients create them; the
+    first `shared` of each user's are assigned to the next user (their events go to 2)."""
+    import httpx
+
+    tasks = []
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        for number, user in enumerate(users):
+            for index in range(each):
+                assignee = users[(number + 1) % len(users)] if index < shared else None
+                body = {"title": f"{user.username} task {index}"}
+                if assignee:
+                    body["assignee"] = assignee.id
+                response = client.post(
+                    "/api/v1/tasks/", json=body, headers={"Authorization": f"Bearer {user.token}"}
+                )
+                response.raise_for_status()
+                created = response.json()
+                tasks.append(
+                    BenchTask(created["id"], user, assignee, created["version"], body["title"])
+                )
+    return tasks
+
+
 def setup_django(redis_url: str | None = None) -> None:
     """Django in this process, against the benchmark database (and Redis, when given)."""
     if redis_url:
