@@ -51,7 +51,8 @@ async def main(port: int, redis_url: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.cancel)
     forwarding = asyncio.create_task(forward())
-    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=None):
+    # Pings every 20 s, as daphne does by default, so idle sockets cost alike.
+    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=20):
         with contextlib.suppress(asyncio.CancelledError):
             await stop
     forwarding.cancel()
