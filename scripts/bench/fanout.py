@@ -255,7 +255,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (CI)")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.rounds, args.drain = 3, 1, 5
+        args.seconds, args.rounds, args.drain = 2, 1, 3
     common.raise_fd_limit(8192)
     common.fresh_database(os.environ["DATABASE_URL"])
     with (
