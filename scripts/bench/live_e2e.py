@@ -209,6 +209,8 @@ async def bench(args, product, base, users, idle, tasks) -> None:
         baseline, lambda user: common.open_relay_socket(base.ws_url, user.id), users, idle
     )
     await asyncio.sleep(1)  # every subscription settled
+    # The tasks' creation events may still be on their way: start once they have landed.
+    await common.wait_until_quiet(lambda: sum(seen[1] for seen in ours.arrivals.values()), quiet=2)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     client = httpx.AsyncClient(base_url=product.base_url, limits=limits, timeout=60)
     publisher = redis.from_url(os.environ["REDIS_URL"], max_connections=200)
