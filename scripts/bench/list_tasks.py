@@ -7,7 +7,8 @@ percentiles and the server's resident memory. Figures only: nothing here passes 
     .venv/bin/python scripts/bench/list_tasks.py [--tasks 5000] [--seconds 10] [--clients 16]
 
 DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/taskhub_bench (created if
-missing); its tasks are replaced. REDIS_URL is used if set.
+missing); its tasks are replaced. The server is the stack as shipped (scripts/run), on
+REDIS_URL when set, else on a private redis-server.
 """
 
 import argparse
@@ -19,7 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import configure_environment, daphne, ensure_database
+import common
+from common import configure_environment, ensure_database
 
 configure_environment()
 
@@ -103,25 +105,21 @@ async def load(base_url: str, token: str, *, limit: int, seconds: float, clients
     }
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
 
     ensure_database(os.environ["DATABASE_URL"])
     token = seed(args.tasks)
-    base_url = f"http://127.0.0.1:{args.port}"
-    with daphne(args.port) as server:
+    with (
+        common.redis_server() as redis_url,
+        common.smtp_sink() as email_url,
+        common.stack(redis_url=redis_url, email_url=email_url) as server,
+    ):
+        base_url = server.base_url
         print(f"list endpoint, {args.tasks} tasks, {args.clients} clients, {args.seconds}s each")
         columns = ("limit", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "rss MiB")
         print(" ".join(f"{name:>8}" for name in columns))
@@ -133,7 +131,7 @@ def main() -> None:
             print(
                 f"{limit:>8} "
                 + " ".join(f"{value:>8.1f}" for value in figures)
-                + f" {result['errors']:>8} {rss_mib(server.pid):>8.1f}"
+                + f" {result['errors']:>8} {common.rss_kib(server.daphne_pids()) / 1024:>8.1f}"
             )
 
 

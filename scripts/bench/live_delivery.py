@@ -1,14 +1,14 @@
 """Benchmark: live event delivery through daphne's WebSocket consumer.
 
-Starts daphne, opens one WebSocket per user (N users), then publishes M events to each
-user's stream group from this process, the way a Celery worker does, and measures how
-fast they reach the sockets: deliveries per second, delay from publish to receipt
-(p50/p99), daphne's CPU time per delivered event, and the database transactions the
-server ran meanwhile (the consumer should need none per event).
+Starts the stack as shipped (scripts/run), opens one WebSocket per user (N users), then
+publishes M events to each user's stream group from this process, the way a Celery worker
+does, and measures how fast they reach the sockets: deliveries per second, delay from
+publish to receipt (p50/p99), daphne's CPU time per delivered event, and the database
+transactions the server ran meanwhile (the consumer should need none per event).
 
     .venv/bin/python scripts/bench/live_delivery.py [--users 200] [--events 50]
 
-Needs REDIS_URL; DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/taskhub_bench.
+REDIS_URL is used when set (else a private redis-server); DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/taskhub_bench.
 """
 
 import argparse
@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import configure_environment, daphne, ensure_database
+import common
+from common import configure_environment, ensure_database
 
 configure_environment()
 
@@ -57,12 +58,7 @@ def transactions_committed() -> int:
         return cursor.fetchone()[0]
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def run(args, users, port: int, server_pid: int) -> None:
+async def run(args, users, server) -> None:
     import websockets
 
     from realtime.groups import user_stream_group
@@ -74,7 +70,7 @@ async def run(args, users, port: int, server_pid: int) -> None:
 
     async def socket(token: str, ready: asyncio.Event):
         async with websockets.connect(
-            f"ws://127.0.0.1:{port}/ws/tasks/", subprotocols=["bearer", token], max_queue=None
+            f"{server.ws_url}/ws/tasks/", subprotocols=["bearer", token], max_queue=None
         ) as ws:
             json.loads(await ws.recv())  # hello
             ready.set()
@@ -117,13 +113,13 @@ async def run(args, users, port: int, server_pid: int) -> None:
 
     loop = asyncio.get_running_loop()
     commits_before = await loop.run_in_executor(None, transactions_committed)
-    cpu_before = cpu_seconds(server_pid)
+    cpu_before = common.cpu_seconds(server.daphne_pids())
     started = time.monotonic()
     await loop.run_in_executor(None, publish_all)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_received.wait(), args.timeout)
     elapsed = time.monotonic() - started
-    cpu_used = cpu_seconds(server_pid) - cpu_before
+    cpu_used = common.cpu_seconds(server.daphne_pids()) - cpu_before
     commits = await loop.run_in_executor(None, transactions_committed) - commits_before
     for task in sockets:
         task.cancel()
@@ -145,14 +141,16 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=60)
-    parser.add_argument("--port", type=int, default=8768)
     args = parser.parse_args()
-    if not os.environ.get("REDIS_URL"):
-        sys.exit("Set REDIS_URL (e.g. redis://:password@127.0.0.1:6379/0).")
     ensure_database(os.environ["DATABASE_URL"])
-    users = setup_users(args.users)
-    with daphne(args.port) as server:
-        asyncio.run(run(args, users, args.port, server.pid))
+    with (
+        common.redis_server() as redis_url,
+        common.smtp_sink() as email_url,
+        common.stack(redis_url=redis_url, email_url=email_url) as server,
+    ):
+        os.environ["REDIS_URL"] = redis_url
+        users = setup_users(args.users)
+        asyncio.run(run(args, users, server))
 
 
 if __name__ == "__main__":
