@@ -62,22 +62,25 @@ def _wait_for_port(port: int, timeout: float) -> None:
 
 
 def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM the process's whole group, then SIGKILL whatever is left after `timeout`."""
+    """SIGTERM the process (a session leader, such as scripts/run, which stops its own
+    children) and its group, then SIGKILL whatever is left of its session after
+    `timeout`: scripts/run gives each child a process group of its own."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=timeout)
     deadline = time.monotonic() + timeout
-    while group_pids(process.pid) and time.monotonic() < deadline:
+    while session_pids(process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+    for pid in session_pids(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
 
 
-def group_pids(pgid: int) -> list[int]:
-    """The live processes of process group `pgid`."""
+def session_pids(sid: int) -> list[int]:
+    """The live processes of session `sid` (all that a session leader started)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -87,15 +90,15 @@ def group_pids(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry.name))
     return pids
 
 
-def daphne_pids(pgid: int) -> list[int]:
+def daphne_pids(sid: int) -> list[int]:
     """The daphne processes among those `scripts/run` started (however many it runs)."""
     found = []
-    for pid in group_pids(pgid):
+    for pid in session_pids(sid):
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             if any(arg.endswith(b"daphne") for arg in argv[:2]):

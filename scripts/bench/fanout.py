@@ -38,8 +38,7 @@ TARGETS = {"rate": 10_000, "p99": 100.0, "floor_share": 0.3}
 
 
 def event_body(user_id: int, seq: int) -> dict:
-    """One user's stream entry, shaped as the live path sends it (the consumer forwards
-    `event` as is). The one place to change when the message carries pre-encoded text."""
+    """One user's stream entry, shaped as the live path sends it."""
     return {
         "type": "task.updated",
         "seq": seq,
@@ -59,8 +58,11 @@ def event_body(user_id: int, seq: int) -> dict:
 
 
 def layer_message(user_id: int, seq: int) -> dict:
-    """The channel-layer message that realtime/consumers.py `task_event` expects."""
-    return {"type": "task.event", "event": event_body(user_id, seq)}
+    """The channel-layer message as the relay sends it: the seq, and the JSON text that
+    the consumer sends as it is."""
+    from realtime.relay import stream_message
+
+    return stream_message(seq, event_body(user_id, seq))
 
 
 def seq_of(text: str) -> int | None:

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import sys
 import time
@@ -42,12 +43,13 @@ CONNECTIONS = 100
 
 
 def event_key(data: bytes) -> tuple[str, int] | None:
-    """(task id, version) of a channel-layer message (msgpack, as channels_redis packs it)."""
+    """(task id, version) of a channel-layer message (msgpack, as channels_redis packs it;
+    the event inside is the JSON text the relay encoded once for every socket)."""
     import msgpack
 
     try:
         message = msgpack.unpackb(data)
-        task = message["event"]["task"]
+        task = json.loads(message["text"])["task"]
         return task["id"], task["version"]
     except (ValueError, KeyError, TypeError):
         return None
