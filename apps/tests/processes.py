@@ -141,15 +141,7 @@ class WebTier:
 
     def wait_for(self, what: str, condition, timeout: float = 60) -> None:
         """Wait until `condition()` is true; fail with the tier's output if it is not."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the web tier exited ({self.process.returncode}) before {what}:\n{self.log()}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {what} within {timeout}s:\n{self.log()}")
-            time.sleep(0.1)
+        wait_while_running(self.process, self.log, what, condition, timeout)
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM to supervisord, which stops its daphnes first; its exit status."""
@@ -295,6 +287,18 @@ def _background(args: list[str], ready: re.Pattern, *, env: dict, cwd: Path, tim
     finally:
         _stop_process_group(process)
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def wait_while_running(process: subprocess.Popen, log, what: str, condition, timeout: float):
+    """Wait until `condition()` is true; fail, with `log()`, if `process` exits first or
+    the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"it exited ({process.returncode}) before {what}:\n{log()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout}s:\n{log()}")
+        time.sleep(0.1)
 
 
 def kill_process_group(process: subprocess.Popen) -> None:

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,6 +39,7 @@ from apps.tests.processes import (
     daphne_processes,
     free_port,
     process_command_line,
+    wait_while_running,
 )
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -641,15 +641,7 @@ class Service:
         return Path(f"/proc/{self.process.pid}/cmdline").read_text().rstrip("\0").split("\0")
 
     def wait_for(self, what: str, condition, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"it exited ({self.process.returncode}) before {what}:\n{self.log()}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {what} within {timeout}s:\n{self.log()}")
-            time.sleep(0.1)
+        wait_while_running(self.process, self.log, what, condition, timeout)
 
     def wait_for_log(self, text: str, timeout: float = 90) -> None:
         self.wait_for(repr(text), lambda: text in self.log(), timeout)

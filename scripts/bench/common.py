@@ -178,20 +178,11 @@ def smtp_sink() -> Iterator[str]:
 def fresh_database(url: str) -> None:
     """Drop and create the benchmark database named in `url` (only `taskhub_bench*`)."""
     import environ
-    import psycopg
 
-    config = environ.Env.db_url_config(url)
-    name = config["NAME"]
+    name = environ.Env.db_url_config(url)["NAME"]
     if not name.startswith("taskhub_bench"):
         raise SystemExit(f"refusing to recreate {name!r}: benchmark databases are taskhub_bench*")
-    with psycopg.connect(
-        host=config["HOST"],
-        port=config["PORT"] or 5432,
-        user=config["USER"],
-        password=config["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
+    with _maintenance_connection(url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -199,20 +190,28 @@ def fresh_database(url: str) -> None:
 def ensure_database(url: str) -> None:
     """Create the database named in `url` if it does not exist yet."""
     import environ
+
+    name = environ.Env.db_url_config(url)["NAME"]
+    with _maintenance_connection(url) as conn:
+        exists = "SELECT 1 FROM pg_database WHERE datname = %s"
+        if not conn.execute(exists, [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _maintenance_connection(url: str):
+    """An autocommit connection to the `postgres` database of the server in `url`."""
+    import environ
     import psycopg
 
     config = environ.Env.db_url_config(url)
-    with psycopg.connect(
+    return psycopg.connect(
         host=config["HOST"],
         port=config["PORT"] or 5432,
         user=config["USER"],
         password=config["PASSWORD"] or None,
         dbname="postgres",
         autocommit=True,
-    ) as conn:
-        exists = "SELECT 1 FROM pg_database WHERE datname = %s"
-        if not conn.execute(exists, [config["NAME"]]).fetchone():
-            conn.execute(f'CREATE DATABASE "{config["NAME"]}"')
+    )
 
 
 @dataclass
