@@ -25,7 +25,7 @@ BENCHMARKS = {
     "density": (["--quick"], ["RSS per socket", "idle CPU"]),
     "worker_hop": (
         ["--quick"],
-        ["request sent -> on Redis p50", "response -> on Redis p99", "commit -> on Redis p99"],
+        ["change begun -> on Redis p50", "change done -> on Redis p99", "commit -> on Redis p99"],
     ),
 }
 
