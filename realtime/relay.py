@@ -140,13 +140,13 @@ class EventRelay:
 
     async def _serve(self, listener, worker) -> None:
         while not self._stopping.is_set():
-            await self._publish_until_failure(worker)
+            await self._publish_retrying(worker)
             await self._send_heads_when_due()
             # Wait for the next commit (or the poll interval), then drain the rest.
             async for _ in listener.notifies(timeout=POLL_SECONDS, stop_after=1):
                 pass
 
-    async def _publish_until_failure(self, worker) -> None:
+    async def _publish_retrying(self, worker) -> None:
         """Publish every unpublished event; on a Redis failure keep them unpublished and
         retry with backoff until Redis answers (PostgreSQL failures propagate)."""
         delay = RETRY_MIN_SECONDS
