@@ -145,15 +145,7 @@ class WebTier:
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM to supervisord, which stops its daphnes first; its exit status."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            raise AssertionError(f"the web tier ignored SIGTERM:\n{self.log()}") from None
+        return terminate_expecting_exit(self.process, self.log, timeout)
 
 
 def serves_healthz(base_url: str) -> bool:
@@ -287,6 +279,20 @@ def _background(args: list[str], ready: re.Pattern, *, env: dict, cwd: Path, tim
     finally:
         _stop_process_group(process)
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def terminate_expecting_exit(process: subprocess.Popen, log, timeout: float) -> int:
+    """SIGTERM the process and return its exit status; fail, with `log()`, if it is still
+    running after `timeout` (its group is SIGKILLed then)."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise AssertionError(f"it did not stop on SIGTERM within {timeout}s:\n{log()}") from None
 
 
 def wait_while_running(process: subprocess.Popen, log, what: str, condition, timeout: float):

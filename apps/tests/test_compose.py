@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from apps.tests.processes import (
     daphne_processes,
     free_port,
     process_command_line,
+    terminate_expecting_exit,
     wait_while_running,
 )
 
@@ -648,17 +648,7 @@ class Service:
 
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM to the process the entrypoint became; its exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            raise AssertionError(
-                f"it did not stop on SIGTERM within {timeout}s:\n{self.log()}"
-            ) from None
+        return terminate_expecting_exit(self.process, self.log, timeout)
 
 
 def _ready(base_url: str) -> bool:
