@@ -179,7 +179,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Emails have a queue of their own, so that no backlog of upkeep delays them, and their
 # workers can be scaled on their own (`-Q email`). A worker started without `-Q` takes
 # both queues.
-CELERY_TASK_QUEUES = [Queue("celery"), Queue("email")]
+# Each bound by its own name, so the worker's banner says what each queue takes.
+CELERY_TASK_QUEUES = [Queue("celery", routing_key="celery"), Queue("email", routing_key="email")]
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"tasks.send_email_delivery": {"queue": "email"}}
 CELERY_TASK_SOFT_TIME_LIMIT = 40

@@ -181,3 +181,19 @@ def test_beat_schedule_lists_each_job_at_its_interval():
     assert schedule["tasks.queue_due_emails"] == 5.0
     registered = set(jobs.send_due_reminders.app.tasks)
     assert set(schedule) <= registered
+
+
+def test_each_job_is_queued_once_on_its_own_queue():
+    """An email job lands on the `email` queue only and an upkeep job on `celery` only,
+    once each: a copy on both would run every job twice."""
+    from project.celery import app
+
+    with app.connection_for_write() as connection:
+        broker = connection.default_channel.client
+        for queue in ("celery", "email"):
+            broker.delete(queue)
+        jobs.send_email_delivery.delay(0)
+        jobs.prune_idempotency_records.delay()
+        assert (broker.llen("email"), broker.llen("celery")) == (1, 1)
+        for queue in ("celery", "email"):
+            broker.delete(queue)
