@@ -38,7 +38,10 @@ def test_worker_survives_five_redis_restarts_while_busy():
     running, reconnected and taking jobs."""
     with redis_server() as broker:
         env = base_env(DATABASE_URL=database_url_for_subprocess(), REDIS_URL=broker.url)
-        producer = Celery("fault-test", broker=redis_url_with_db(broker.url, 1))
+        # Not the current app: the product's jobs (shared tasks) must keep the suite's broker.
+        producer = Celery(
+            "fault-test", broker=redis_url_with_db(broker.url, 1), set_as_current=False
+        )
         try:
             with celery_worker(env=env, concurrency=2) as worker:
                 for number, (how, down) in enumerate(RESTARTS, start=1):
