@@ -4,13 +4,11 @@ With Redis, the live relay (realtime/relay.py) publishes every committed event. 
 embedded mode (in-memory layer, no relay process) `publish_in_process` does the same
 after each commit, inside the web process.
 
-A Celery worker process keeps one event loop in a thread of its own for the life of the
-process, so the channel layer's Redis connection pool lives as long as the process and
-every job reuses it: no connection per message or per job. All of a job's messages go in
-one hop to that loop.
-
-In the embedded mode (in-memory layer, jobs run inside the web process) the sockets live
-on daphne's event loop, so the messages are sent there instead.
+`send_to_groups` serves sync callers. In the embedded mode the sockets live on daphne's
+event loop, so the messages are sent there. With Redis (sync code outside the web
+process, such as the fan-out benchmark; the product itself publishes through the relay)
+a process keeps one event loop in a thread of its own, so the channel layer's Redis
+connection pool lives as long as the process: no connection per call.
 """
 
 import asyncio

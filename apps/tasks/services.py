@@ -312,7 +312,7 @@ def _record_event(
     # is woken by the commit itself (a trigger NOTIFYs it). Without a relay process (the
     # embedded mode) this process publishes after the commit.
     if settings.LIVE_RELAY_IN_PROCESS:
-        transaction.on_commit(publish_in_process)
+        transaction.on_commit(publish_in_process, robust=True)  # logged, never a 500
     return event
 
 

@@ -472,14 +472,14 @@ async def test_resume_with_bad_after_gets_error_and_connection_stays_open(ana, a
         await assert_still_open(communicator)
 
 
-# --- Worker-side publisher ------------------------------------------------------------------
+# --- Sync publisher (outside the web process) ----------------------------------------
 
 
-async def test_publisher_reuses_one_event_loop_across_jobs(api, ana):
+async def test_sync_publisher_reuses_one_event_loop_across_calls(api, ana):
     async with stream_of(ana) as (communicator, _):
         await create_tasks(api, ana, 3)
         events = await sync_to_async(selectors.stream_events_after)(user=ana, after=0, limit=10)
-        # A worker's jobs call send_to_groups from plain threads that run no event loop.
+        # Sync callers use send_to_groups from plain threads that run no event loop.
         started = []
         for event in events:
             message = stream_message(event["seq"], event)

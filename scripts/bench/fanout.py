@@ -3,7 +3,8 @@ against a bare relay on Redis pub/sub with the same sockets.
 
 Two layouts: one group of 1,000 sockets (1,000 tabs of one user) and 100 groups of 10
 (100 users x 10 tabs). This process publishes events to the groups through the product's
-channel layer (`realtime.publisher.send_to_groups`, as the live path does) at a fixed
+channel layer (`realtime.publisher.send_to_groups`; the relay pipelines the same
+messages, so this publisher is, if anything, slower than the product's) at a fixed
 rate of deliveries per second, for a fixed time, in order per group from the hello's
 `last_seq` (the consumer forwards only the next `seq`). The delay of a delivery runs from
 its planned publish time to its arrival on the socket, so a publisher that falls behind
