@@ -2,22 +2,22 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 # Django must be set up before anything imports models.
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from apps.common.asgi import BodySizeLimit  # noqa: E402
+from apps.common.asgi import ASGIHandler, BodySizeLimit  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": BodySizeLimit(django_asgi_app, max_bytes=settings.MAX_REQUEST_BODY_BYTES),
+        "http": BodySizeLimit(ASGIHandler(), max_bytes=settings.MAX_REQUEST_BODY_BYTES),
         "websocket": websocket_application,
     }
 )

@@ -98,6 +98,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+# The threads that do the API's database work (apps.common.api.in_thread): one per pooled
+# connection, so that no thread waits for one.
+DATABASE_THREADS = DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("max_size", 8)
 
 # --- Redis: cache, Celery broker and channel layer on separate db numbers ---------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -182,7 +185,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Each bound by its own name, so the worker's banner says what each queue takes.
 CELERY_TASK_QUEUES = [Queue("celery", routing_key="celery"), Queue("email", routing_key="email")]
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_ROUTES = {"tasks.send_email_delivery": {"queue": "email"}}
+CELERY_TASK_ROUTES = {
+    "tasks.send_email_deliveries": {"queue": "email"},
+    "tasks.send_email_delivery": {"queue": "email"},
+}
 CELERY_TASK_SOFT_TIME_LIMIT = 40
 CELERY_TASK_TIME_LIMIT = 50
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -254,11 +260,11 @@ SIMPLE_JWT = {
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "apps.users.authentication.AccessTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["apps.common.parsers.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["apps.common.renderers.FastJSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.common.exceptions.problem_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": AUTH_THROTTLE_RATE},

@@ -16,6 +16,10 @@ stream heads: every few seconds the relay tells each recently active stream its 
 `seq`, and a socket that is behind fills the gap from the log.
 
 Each recipient's payload is encoded to JSON once here; the sockets send the text as is.
+
+The relay also hears of every committed change to a user's state (`taskhub_user_state`,
+however the change was made) and stores it for the web processes, which authenticate
+requests without reading the user (`apps.users.state`).
 """
 
 import asyncio
@@ -36,6 +40,7 @@ from django.db import connections
 
 from apps.tasks.models import TaskEvent
 from apps.tasks.representation import event_representation
+from apps.users.state import USER_STATE_CHANNEL, arefresh_user_states
 from realtime.groups import user_stream_group
 
 logger = logging.getLogger(__name__)
@@ -121,6 +126,7 @@ class EventRelay:
             try:
                 async with await connect_database() as listener, await connect_database() as worker:
                     await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    await listener.execute(f"LISTEN {USER_STATE_CHANNEL}")
                     logger.info("relay listening for committed events")
                     delay = RETRY_MIN_SECONDS
                     await self._serve(listener, worker)
@@ -143,8 +149,9 @@ class EventRelay:
             await self._publish_retrying(worker)
             await self._send_heads_when_due()
             # Wait for the next commit (or the poll interval), then drain the rest.
-            async for _ in listener.notifies(timeout=POLL_SECONDS, stop_after=1):
-                pass
+            async for notify in listener.notifies(timeout=POLL_SECONDS, stop_after=1):
+                if notify.channel == USER_STATE_CHANNEL:
+                    await arefresh_user_states(worker, [int(notify.payload)])
 
     async def _publish_retrying(self, worker) -> None:
         """Publish every unpublished event; on a Redis failure keep them unpublished and

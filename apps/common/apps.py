@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class CommonConfig(AppConfig):
     name = "apps.common"
     label = "common"
+
+    def ready(self):
+        from apps.common import requests
+
+        requests.install()

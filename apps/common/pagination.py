@@ -71,9 +71,14 @@ def _after(keys: list[OrderKey], position: list, backwards: bool) -> Q:
 
 
 def _encode(row, keys: list[OrderKey], scope: str, *, backwards: bool) -> str:
-    values = [_plain(getattr(row, key.name)) for key in keys]
+    values = [_plain(_value(row, key.name)) for key in keys]
     raw = json.dumps({"s": scope, "p": values, "b": backwards}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _value(row, name: str):
+    """A column of a row: a model instance or a `values()` dict."""
+    return row[name] if isinstance(row, dict) else getattr(row, name)
 
 
 def _plain(value):

@@ -1,11 +1,32 @@
 """The public shapes of tasks and events, as JSON-ready primitives.
 
-Rendered straight from model instances, without a serializer per row: the list endpoint,
-the event log and (later) the channel layer all use these.
+Rendered without a serializer per row: from model instances where a service holds one,
+and from the columns alone (`task_row_representation`) where a page is read, so that a
+read builds no model instance at all.
 """
 
 from apps.common.timefmt import rfc3339
 from apps.tasks.models import EventType, Priority, Task, TaskEvent
+
+PRIORITY_LABELS = {priority.value: priority.label for priority in Priority}
+
+# The columns a task is rendered from, as `QuerySet.values()` names them.
+TASK_COLUMNS = (
+    "id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "due_at",
+    "metadata",
+    "assignee_id",
+    "created_by_id",
+    "created_by__username",
+    "archived_at",
+    "version",
+    "created_at",
+    "updated_at",
+)
 
 # The fields a change may touch, in representation order; `changes` are keyed by these.
 EDITABLE_FIELDS = ("title", "description", "status", "priority", "due_at", "metadata", "assignee")
@@ -27,6 +48,25 @@ def task_representation(task: Task) -> dict:
         "version": task.version,
         "created_at": rfc3339(task.created_at),
         "updated_at": rfc3339(task.updated_at),
+    }
+
+
+def task_row_representation(row: dict) -> dict:
+    """The same shape as `task_representation`, from a `values(*TASK_COLUMNS)` row."""
+    return {
+        "id": str(row["id"]),
+        "title": row["title"],
+        "description": row["description"],
+        "status": row["status"],
+        "priority": PRIORITY_LABELS[row["priority"]],
+        "due_at": rfc3339(row["due_at"]),
+        "metadata": row["metadata"],
+        "assignee": row["assignee_id"],
+        "created_by": {"id": row["created_by_id"], "username": row["created_by__username"]},
+        "archived_at": rfc3339(row["archived_at"]),
+        "version": row["version"],
+        "created_at": rfc3339(row["created_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
     }
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.common.pagination import OrderKey
 from apps.tasks.models import EventStream, Status, StreamEntry, Task, TaskEvent
-from apps.tasks.representation import event_representation
+from apps.tasks.representation import TASK_COLUMNS, event_representation
 from apps.users.models import User
 
 # Sentinels that put tasks without a due date last whichever way `due_at` is ordered.
@@ -28,12 +28,18 @@ def visible_tasks(user: User) -> QuerySet[Task]:
     """Tasks the user may see: created by or assigned to them; admins see all."""
     tasks = Task.objects.all()
     if not user.is_admin:
-        tasks = tasks.filter(Q(created_by=user) | Q(assignee=user))
+        tasks = tasks.filter(Q(created_by_id=user.pk) | Q(assignee_id=user.pk))
     return tasks
 
 
-def get_visible_task(*, user: User, task_id) -> Task | None:
-    return visible_tasks(user).select_related("created_by").filter(pk=task_id).first()
+def get_visible_task_row(*, user: User, task_id) -> dict | None:
+    """The visible task's columns (`TASK_COLUMNS`), or None."""
+    # Not `.first()`: one row at most, so no ORDER BY is needed.
+    return next(iter(visible_tasks(user).filter(pk=task_id).values(*TASK_COLUMNS)), None)
+
+
+def is_task_visible(*, user: User, task_id) -> bool:
+    return visible_tasks(user).filter(pk=task_id).exists()
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,11 @@ class TaskFilters:
     ordering: str = "-created_at"
 
 
-def task_list(*, user: User, filters: TaskFilters) -> tuple[QuerySet[Task], list[OrderKey]]:
-    """The visible tasks matching `filters`, and the keys that order them (unique, ending
-    with the id, so that cursor pagination is exact)."""
-    tasks = visible_tasks(user).select_related("created_by")
+def task_list(*, user: User, filters: TaskFilters) -> tuple[QuerySet, list[OrderKey]]:
+    """The visible tasks matching `filters` as rows of their columns (`TASK_COLUMNS` and
+    the order keys), and the keys that order them (unique, ending with the id, so that
+    cursor pagination is exact)."""
+    tasks = visible_tasks(user)
     if filters.statuses:
         tasks = tasks.filter(status__in=filters.statuses)
     if filters.priorities:
@@ -93,7 +100,7 @@ def task_list(*, user: User, filters: TaskFilters) -> tuple[QuerySet[Task], list
         )
         name = "due_sort"
     keys = [OrderKey(name, descending), OrderKey("id", descending)]
-    return tasks, keys
+    return tasks.values(*TASK_COLUMNS, *{name} - set(TASK_COLUMNS)), keys
 
 
 def task_history(*, user: User, task_id) -> QuerySet[TaskEvent]:

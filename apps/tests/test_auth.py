@@ -536,7 +536,8 @@ async def test_me_with_refresh_token_as_access_is_401(api, ana):
 
 async def test_me_for_deactivated_user_is_401(api, ana):
     headers = auth(ana)
-    await in_db(User.objects.filter(pk=ana.pk).update, is_active=False)
+    ana.is_active = False
+    await in_db(ana.save, update_fields=["is_active"])
     assert_problem(await api.get(f"{AUTH}/me/", headers=headers), 401)
 
 

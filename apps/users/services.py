@@ -31,11 +31,18 @@ def user_register(*, username: str, email: str, password: str) -> User:
         ) from exc
 
 
+def user_get(*, user_id: int) -> User:
+    """The whole user, for showing it to itself."""
+    return User.objects.get(pk=user_id)
+
+
 @transaction.atomic
-def user_update_preferences(*, user: User, email_notifications: str) -> User:
-    """Change the caller's notification preference."""
-    user.email_notifications = email_notifications
-    user.save(update_fields=["email_notifications"])
+def user_update_preferences(*, user_id: int, email_notifications: str | None = None) -> User:
+    """Change the caller's notification preference (nothing else may change here)."""
+    user = User.objects.select_for_update().get(pk=user_id)
+    if email_notifications is not None and email_notifications != user.email_notifications:
+        user.email_notifications = email_notifications
+        user.save(update_fields=["email_notifications"])
     return user
 
 

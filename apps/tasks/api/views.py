@@ -10,8 +10,6 @@ import json
 import re
 import uuid
 
-from adrf.views import APIView
-from asgiref.sync import sync_to_async
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,6 +17,7 @@ from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from apps.common.api import APIView, in_thread
 from apps.common.pagination import OrderKey, paginate
 from apps.common.schema import problem_responses
 from apps.tasks import selectors, services
@@ -36,7 +35,11 @@ from apps.tasks.api.serializers import (
     TaskPageSerializer,
     TaskSerializer,
 )
-from apps.tasks.representation import event_representation, task_representation
+from apps.tasks.representation import (
+    event_representation,
+    task_representation,
+    task_row_representation,
+)
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ENTITY_TAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
@@ -119,7 +122,7 @@ class TaskListView(APIView):
     )
     async def get(self, request):
         filters, limit, cursor = parse_task_list_params(request.query_params, user=request.user)
-        page = await sync_to_async(_task_page)(request.user, filters, limit, cursor)
+        page = await in_thread(_task_page, request.user, filters, limit, cursor)
         return Response(
             {
                 "results": page["rows"],
@@ -160,7 +163,7 @@ class TaskListView(APIView):
                 )
             canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
             request_hash = hashlib.sha256(canonical.encode()).hexdigest()
-        result = await sync_to_async(_create_task)(request.user, data, key, request_hash)
+        result = await in_thread(_create_task, request.user, data, key, request_hash)
         response = task_response(request, result.body, status_code=status.HTTP_201_CREATED)
         response["Location"] = task_url(request, result.body["id"])
         if result.replayed:
@@ -172,7 +175,7 @@ def _task_page(user, filters, limit, cursor) -> dict:
     tasks, keys = selectors.task_list(user=user, filters=filters)
     page = paginate(tasks, keys=keys, limit=limit, cursor=cursor, scope=filters.ordering)
     return {
-        "rows": [task_representation(task) for task in page.rows],
+        "rows": [task_row_representation(row) for row in page.rows],
         "next": page.next_cursor,
         "previous": page.previous_cursor,
     }
@@ -201,7 +204,7 @@ class TaskDetailView(APIView):
     )
     async def get(self, request, task_id):
         task_id = parse_task_id(task_id)
-        body = await sync_to_async(_visible_task_body)(request.user, task_id)
+        body = await in_thread(_visible_task_body, request.user, task_id)
         current = etag(body["version"])
         if current in _if_none_match(request):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": current})
@@ -228,8 +231,8 @@ class TaskDetailView(APIView):
     async def _update(self, request, task_id, *, partial: bool):
         task_id = parse_task_id(task_id)
         data = request.data
-        body = await sync_to_async(_update_task)(
-            request.user, task_id, data, partial, parse_if_match(request)
+        body = await in_thread(
+            _update_task, request.user, task_id, data, partial, parse_if_match(request)
         )
         return task_response(request, body)
 
@@ -240,8 +243,11 @@ class TaskDetailView(APIView):
     )
     async def delete(self, request, task_id):
         task_id = parse_task_id(task_id)
-        await sync_to_async(services.task_delete)(
-            task_id=task_id, actor=request.user, if_match=parse_if_match(request)
+        await in_thread(
+            services.task_delete,
+            task_id=task_id,
+            actor=request.user,
+            if_match=parse_if_match(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -252,10 +258,10 @@ def _if_none_match(request) -> set[str]:
 
 
 def _visible_task_body(user, task_id) -> dict:
-    task = selectors.get_visible_task(user=user, task_id=task_id)
-    if task is None:
+    row = selectors.get_visible_task_row(user=user, task_id=task_id)
+    if row is None:
         raise NotFound("No task with this id.")
-    return task_representation(task)
+    return task_row_representation(row)
 
 
 def _update_task(user, task_id, data, partial, if_match) -> dict:
@@ -278,8 +284,8 @@ class TaskArchiveView(APIView):
     )
     async def post(self, request, task_id):
         task_id = parse_task_id(task_id)
-        body = await sync_to_async(_change_task)(
-            self.service, request.user, task_id, parse_if_match(request)
+        body = await in_thread(
+            _change_task, self.service, request.user, task_id, parse_if_match(request)
         )
         return task_response(request, body)
 
@@ -322,7 +328,7 @@ class TaskHistoryView(APIView):
         limit = parse_limit(values.get("limit"), errors)
         cursor = parse_cursor(values.get("cursor"), errors)
         errors.raise_if_any()
-        page = await sync_to_async(_history_page)(request.user, task_id, limit, cursor)
+        page = await in_thread(_history_page, request.user, task_id, limit, cursor)
         return Response(
             {
                 "results": page["rows"],
@@ -335,7 +341,7 @@ class TaskHistoryView(APIView):
 
 
 def _history_page(user, task_id, limit, cursor) -> dict:
-    if selectors.get_visible_task(user=user, task_id=task_id) is None:
+    if not selectors.is_task_visible(user=user, task_id=task_id):
         raise NotFound("No task with this id.")
     events = selectors.task_history(user=user, task_id=task_id)
     page = paginate(
@@ -365,8 +371,8 @@ class EventListView(APIView):
             errors.add("after", "Must be a whole number (a seq), 0 or more.")
         limit = parse_limit(values.get("limit"), errors)
         errors.raise_if_any()
-        entries = await sync_to_async(selectors.stream_events_after)(
-            user=request.user, after=int(after), limit=limit + 1
+        entries = await in_thread(
+            selectors.stream_events_after, user=request.user, after=int(after), limit=limit + 1
         )
         more = len(entries) > limit
         results = entries[:limit]

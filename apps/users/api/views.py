@@ -1,13 +1,12 @@
 """Auth endpoints. Each handler parses in async code and does its database work in one
 `sync_to_async` hop."""
 
-from adrf.views import APIView
-from asgiref.sync import sync_to_async
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from apps.common.api import APIView, in_thread
 from apps.common.schema import problem_responses
 from apps.common.throttling import ClientAddressThrottle
 from apps.users import services
@@ -48,7 +47,7 @@ class RegisterView(PublicAuthView):
     )
     async def post(self, request):
         data = request.data
-        user = await sync_to_async(_register)(data)
+        user = await in_thread(_register, data)
         return Response(render_user(user, with_preferences=False), status=status.HTTP_201_CREATED)
 
 
@@ -74,7 +73,7 @@ class LoginView(PublicAuthView):
     async def post(self, request):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        tokens = await sync_to_async(services.user_login)(**serializer.validated_data)
+        tokens = await in_thread(services.user_login, **serializer.validated_data)
         return Response(tokens)
 
 
@@ -93,7 +92,7 @@ class RefreshView(PublicAuthView):
     async def post(self, request):
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        tokens = await sync_to_async(services.token_rotate)(**serializer.validated_data)
+        tokens = await in_thread(services.token_rotate, **serializer.validated_data)
         return Response(tokens)
 
 
@@ -109,14 +108,15 @@ class LogoutView(APIView):
     async def post(self, request):
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        await sync_to_async(services.token_revoke)(user=request.user, **serializer.validated_data)
+        await in_thread(services.token_revoke, user=request.user, **serializer.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MeView(APIView):
     @extend_schema(operation_id="auth_me", responses={200: MeSerializer, **problem_responses(401)})
     async def get(self, request):
-        return Response(render_user(request.user))
+        user = await in_thread(services.user_get, user_id=request.user.pk)
+        return Response(render_user(user))
 
     @extend_schema(
         operation_id="auth_me_update",
@@ -129,9 +129,9 @@ class MeView(APIView):
     async def patch(self, request):
         serializer = MeSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        user = request.user
-        if "email_notifications" in serializer.validated_data:
-            user = await sync_to_async(services.user_update_preferences)(
-                user=user, **serializer.validated_data
-            )
+        user = await in_thread(
+            services.user_update_preferences,
+            user_id=request.user.pk,
+            **serializer.validated_data,
+        )
         return Response(render_user(user))
