@@ -23,18 +23,31 @@ logger = logging.getLogger(__name__)
 JOB_TIME_BUDGET_SECONDS = 20
 
 
+@shared_task(name="tasks.send_email_deliveries", ignore_result=True)
+def send_email_deliveries(delivery_ids: list[int]) -> None:
+    """Send the emails of one change (at most one per person it concerns), each once,
+    over one kept SMTP connection. After an SMTP failure a delivery stays pending with
+    its next attempt due after a backoff with jitter, and queue_due_emails queues it
+    then, until its attempts run out (then it is marked failed and logged). No job waits
+    in a worker for its retry, so a dead worker holds no retries; one that runs out of
+    its time budget leaves the rest pending, and queue_due_emails queues them later."""
+    started = time.monotonic()
+    for delivery_id in delivery_ids:
+        if time.monotonic() - started > JOB_TIME_BUDGET_SECONDS:
+            logger.warning("emails %s left for a later job: out of time", delivery_ids)
+            return
+        outcome = notifications.deliver_email(delivery_id=delivery_id)
+        retry = f", next attempt in {outcome.retry_in:.0f}s" if outcome.retry_in is not None else ""
+        logger.info(
+            "email %s: %s%s", delivery_id, outcome.status, retry,
+            extra={"delivery_id": delivery_id, "outcome": outcome.status},
+        )  # fmt: skip
+
+
 @shared_task(name="tasks.send_email_delivery", ignore_result=True)
 def send_email_delivery(delivery_id: int) -> None:
-    """Send one email, once. After an SMTP failure the delivery stays pending with its
-    next attempt due after a backoff with jitter, and queue_due_emails queues it then,
-    until its attempts run out (then it is marked failed and logged). No job waits in a
-    worker for its retry, so a dead worker holds no retries."""
-    outcome = notifications.deliver_email(delivery_id=delivery_id)
-    retry = f", next attempt in {outcome.retry_in:.0f}s" if outcome.retry_in is not None else ""
-    logger.info(
-        "email %s: %s%s", delivery_id, outcome.status, retry,
-        extra={"delivery_id": delivery_id, "outcome": outcome.status},
-    )  # fmt: skip
+    """One email: the job that earlier versions queued, still run for their messages."""
+    send_email_deliveries(delivery_ids=[delivery_id])
 
 
 @shared_task(name="tasks.send_due_reminders", ignore_result=True)
@@ -94,7 +107,8 @@ def queue_due_emails() -> int:
     started = time.monotonic()
     delivery_ids = notifications.claim_due_deliveries()
     for delivery_id in delivery_ids:
-        send_email_delivery.delay(delivery_id)
+        # One job each: these are retries and lost sends, which may be slow to send.
+        send_email_deliveries.delay([delivery_id])
     if delivery_ids:
         _log_job("queue_due_emails", "queued", len(delivery_ids), started)
     return len(delivery_ids)

@@ -41,15 +41,20 @@ REQUEUE_AFTER = timedelta(seconds=30)
 SMTP_IDLE_SECONDS = 30
 
 
-def plan_event_emails(event: TaskEvent) -> list[int]:
+def plan_event_emails(event: TaskEvent, *, people: dict[int, User] | None = None) -> list[int]:
     """Decide, in the change's own transaction, who is emailed about the new `event` (its
     task's creator and assignee, as each one's `email_notifications` allows), record one
-    delivery per person, and return their ids for the send jobs."""
+    delivery per person, and return their ids for the send jobs. `people` may hold those
+    users already read (with their email fields), which saves a query."""
     task = _full_snapshot(event)
     if task is None:
         return []
     recipient_ids = {task["created_by"]["id"], task.get("assignee")} - {None}
-    users = User.objects.filter(pk__in=recipient_ids, is_active=True).exclude(email="")
+    people = people or {}
+    if recipient_ids - set(people):
+        people = {**people, **User.objects.in_bulk(recipient_ids - set(people))}
+    users = [people[pk] for pk in sorted(recipient_ids) if pk in people and people[pk].is_active]
+    users = [user for user in users if user.email]
     requeue_at = timezone.now() + REQUEUE_AFTER
     deliveries = EmailDelivery.objects.bulk_create(
         [

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied
 
@@ -145,7 +145,7 @@ def task_update(
             code="task_archived",
         )
     task.version += 1
-    task.save()
+    task.save(update_fields=[*data, "version", "updated_at"])
     _record_event(
         EventType.UPDATED,
         task=task,
@@ -271,10 +271,23 @@ def _lock_visible_task(
     return task
 
 
-def _recipients_of(task: Task) -> set[int]:
-    """Who can see the task now: its creator, its assignee and every active admin."""
-    admins = User.objects.filter(role=Role.ADMIN, is_active=True).values_list("pk", flat=True)
-    return {task.created_by_id, task.assignee_id, *admins} - {None}
+# What the recipients and the emails of an event need to know of a person.
+_PERSON_FIELDS = ("id", "username", "role", "is_active", "email", "email_notifications")
+
+
+def _people_concerned(task: Task, extra: set[int]) -> dict[int, User]:
+    """In one query: the task's creator and assignee, the `extra` people, and every
+    active admin."""
+    ids = {task.created_by_id, task.assignee_id, *extra} - {None}
+    people = User.objects.filter(Q(pk__in=ids) | Q(role=Role.ADMIN, is_active=True))
+    return {person.pk: person for person in people.only(*_PERSON_FIELDS)}
+
+
+def _recipients_of(task: Task, people: dict[int, User], extra: set[int]) -> set[int]:
+    """Who can see the task now (its creator, its assignee and every active admin), and
+    the `extra` people who just lost sight of it."""
+    admins = {pk for pk, person in people.items() if person.is_admin and person.is_active}
+    return {task.created_by_id, task.assignee_id, *admins, *extra} - {None}
 
 
 def _record_event(
@@ -289,7 +302,8 @@ def _record_event(
     """Write the event and give it the next `seq` in each recipient's stream. Called last
     in the transaction, so the stream locks are held only until the commit. Events of the
     system's own jobs (reminders, purges) have no actor."""
-    recipients = _recipients_of(task) | extra_recipients
+    people = _people_concerned(task, extra_recipients)
+    recipients = _recipients_of(task, people, extra_recipients)
     event = TaskEvent.objects.create(
         type=event_type,
         task_id=task.pk,
@@ -305,7 +319,7 @@ def _record_event(
     )
     # The emails are decided with the change, so that no lost job can lose one: a
     # delivery whose send job never ran is queued again by queue_due_emails.
-    delivery_ids = plan_event_emails(event)
+    delivery_ids = plan_event_emails(event, people=people)
     if delivery_ids:
         transaction.on_commit(lambda: _queue_emails(delivery_ids))
     # Live publication needs nothing here: the event row is the outbox, and the relay
@@ -317,13 +331,13 @@ def _record_event(
 
 
 def _queue_emails(delivery_ids: list[int]) -> None:
-    """After commit: queue one send job per planned email. A broker that is away fails
-    nothing: the deliveries stay pending and queue_due_emails queues them later."""
-    from apps.tasks.jobs import send_email_delivery  # the jobs build on these services
+    """After commit: queue one send job for the change's emails (one message to the
+    broker per change). A broker that is away fails nothing: the deliveries stay pending
+    and queue_due_emails queues them later."""
+    from apps.tasks.jobs import send_email_deliveries  # the jobs build on these services
 
     try:
-        for delivery_id in delivery_ids:
-            send_email_delivery.delay(delivery_id)
+        send_email_deliveries.delay(delivery_ids)
     except Exception as exc:  # kombu raises its own errors and plain OSErrors
         logger.warning(
             "emails %s delayed: the broker is unavailable (%s); they will be queued again",

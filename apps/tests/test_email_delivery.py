@@ -10,7 +10,9 @@ workers, and two of them SIGKILL a worker in the middle of sending.
 """
 
 import asyncio
+import base64
 import contextlib
+import json
 import logging
 import os
 import re
@@ -264,10 +266,28 @@ def test_send_jobs_run_twice_send_one_email_each(sink, ana, bob):
     deliveries = list(EmailDelivery.objects.filter(event=event))
     assert len(deliveries) == 2
     for delivery in deliveries * 2:
-        jobs.send_email_delivery.apply(args=[delivery.pk]).get()
+        jobs.send_email_deliveries.apply(args=[[delivery.pk]]).get()
     assert message_ids(sink) == {message_id(d.pk): 1 for d in deliveries}
     assert recipients(sink) == ["ana@example.com", "bob@example.com"]
     assert set(EmailDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SENT}
+
+
+def test_a_change_queues_one_job_with_all_its_emails(ana, bob):
+    """One broker message per change, however many people it emails."""
+    from project.celery import app
+
+    with app.connection_for_write() as connection:
+        broker = connection.default_channel.client
+        broker.delete("email")
+        event = create_task(ana, title="One job", assignee_id=bob.pk)
+        assert broker.llen("email") == 1
+        message = json.loads(broker.lindex("email", 0))
+        body = json.loads(base64.b64decode(message["body"]))
+        broker.delete("email")
+    assert message["headers"]["task"] == "tasks.send_email_deliveries"
+    planned_ids = set(EmailDelivery.objects.filter(event=event).values_list("pk", flat=True))
+    assert len(planned_ids) == 2
+    assert set(body[0][0]) == planned_ids
 
 
 def test_two_workers_sending_the_same_delivery_at_once_send_one_email(settings, ana):
@@ -354,7 +374,7 @@ def test_send_refused_on_every_attempt_is_marked_failed_and_logged(settings, ana
 
         # Failed is final: no job that comes later sends it.
         assert notifications.deliver_email(delivery_id=delivery_id).status == "done"
-        jobs.send_email_delivery.apply(args=[delivery_id]).get()
+        jobs.send_email_deliveries.apply(args=[[delivery_id]]).get()
         assert sink.inbox.data_attempts == notifications.MAX_ATTEMPTS
         assert sink.messages() == []
 
