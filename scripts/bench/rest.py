@@ -349,14 +349,14 @@ def measure(label: str, rounds: int, sides: dict[str, callable]) -> dict[str, Fi
 
 def print_table(rows: list[Row]) -> None:
     header = (
-        f"{'endpoint':<26} {'conns':>6} | {'ours rps':>9} {'p50':>7} {'p99':>7} | "
+        f"{'endpoint':<26} {'conns':>8} | {'ours rps':>9} {'p50':>7} {'p99':>7} | "
         f"{'base rps':>9} {'p50':>7} {'p99':>7} | {'ratio':>6}  {'target':<28} met"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         print(
-            f"{row.label:<26} {row.connections:>6} | {row.ours.rps:9.1f} {row.ours.p50_ms:7.1f} "
+            f"{row.label:<26} {row.connections:>8} | {row.ours.rps:9.1f} {row.ours.p50_ms:7.1f} "
             f"{row.ours.p99_ms:7.1f} | {row.baseline.rps:9.1f} {row.baseline.p50_ms:7.1f} "
             f"{row.baseline.p99_ms:7.1f} | {row.ratio:6.2f}  {row.target:<28} "
             f"{'yes' if row.met else 'no'}"
