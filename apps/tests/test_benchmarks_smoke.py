@@ -27,6 +27,18 @@ BENCHMARKS = {
         ["--quick"],
         ["change begun -> on Redis p50", "change done -> on Redis p99", "commit -> on Redis p99"],
     ),
+    "rest": (
+        ["--quick"],
+        [
+            "list limit=50 c16 rps",
+            "list limit=50 c16 p99",
+            "detail GET c16 rps",
+            "PATCH c16 rps",
+            "POST c16 rps",
+            "open-loop list p99",
+            "open-loop detail p99",
+        ],
+    ),
 }
 
 

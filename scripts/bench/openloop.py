@@ -1,0 +1,153 @@
+"""An open-loop HTTP/1.1 load generator: requests go out on a fixed schedule whether or
+not earlier ones have been answered, and each latency is measured from the request's
+scheduled time, so a server that stalls is charged for the requests it kept waiting
+(no coordinated omission, which a closed-loop client such as wrk has).
+
+Raw asyncio streams rather than an HTTP client library: the client shares the cores with
+the servers it measures, so it should cost as little per request as it can.
+"""
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+@dataclass
+class OpenLoopResult:
+    rate: float
+    sent: int
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    late_sends: int = 0
+
+
+class _Connections:
+    """Keep-alive connections to one server, opened on demand up to `limit`; a request
+    that finds none idle and the limit reached waits for one (its wait counts)."""
+
+    def __init__(self, host: str, port: int, limit: int):
+        self.host, self.port, self.limit = host, port, limit
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+        self.freed = asyncio.Condition()
+
+    async def take(self):
+        async with self.freed:
+            while not self.idle and self.opened >= self.limit:
+                await self.freed.wait()
+            if self.idle:
+                return self.idle.pop()
+            self.opened += 1
+        try:
+            return await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            await self.drop(None)
+            raise
+
+    async def give_back(self, connection) -> None:
+        async with self.freed:
+            self.idle.append(connection)
+            self.freed.notify()
+
+    async def drop(self, connection) -> None:
+        if connection is not None:
+            connection[1].close()
+        async with self.freed:
+            self.opened -= 1
+            self.freed.notify()
+
+    def close(self) -> None:
+        for _reader, writer in self.idle:
+            writer.close()
+
+
+async def _exchange(reader: asyncio.StreamReader, writer, request: bytes) -> tuple[int, bool]:
+    """Send one request and read its whole response; returns (status, keep-alive)."""
+    writer.write(request)
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the server closed the connection")
+    status = int(status_line.split()[1])
+    length, chunked, keep_alive = 0, False, True
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value:
+            chunked = True
+        elif name == b"connection" and value == b"close":
+            keep_alive = False
+    if chunked:
+        while size := int((await reader.readline()).split(b";")[0], 16):
+            await reader.readexactly(size + 2)
+        await reader.readline()
+    elif length:
+        await reader.readexactly(length)
+    return status, keep_alive
+
+
+def build_request(method: str, path: str, host: str, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def run_open_loop(
+    base_url: str,
+    make_request: Callable[[str], bytes],
+    *,
+    rate: float,
+    seconds: float,
+    max_connections: int = 256,
+) -> OpenLoopResult:
+    """Send `rate` requests a second for `seconds` (evenly spaced, with a random phase),
+    each built by `make_request(host)`; 2xx answers count as successes."""
+    parts = urlsplit(base_url)
+    host = parts.netloc
+    pool = _Connections(parts.hostname, parts.port, max_connections)
+    result = OpenLoopResult(rate=rate, sent=0)
+    interval = 1 / rate
+    total = int(rate * seconds)
+
+    async def one(scheduled: float) -> None:
+        connection = None
+        try:
+            connection = await pool.take()
+            status, keep_alive = await _exchange(*connection, make_request(host))
+            done = time.perf_counter()
+            if keep_alive:
+                await pool.give_back(connection)
+            else:
+                await pool.drop(connection)
+            connection = None
+            if 200 <= status < 300:
+                result.latencies_ms.append((done - scheduled) * 1000)
+            else:
+                result.errors += 1
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            result.errors += 1
+            if connection is not None:
+                await pool.drop(connection)
+
+    pending = set()
+    start = time.perf_counter() + random.uniform(0, interval)
+    for number in range(total):
+        scheduled = start + number * interval
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.001:
+            result.late_sends += 1
+        task = asyncio.create_task(one(scheduled))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        result.sent += 1
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*pending), timeout=60)
+    pool.close()
+    return result
