@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -95,9 +96,14 @@ def _socket_inodes(pid: int) -> set[str]:
 
 def holder(tier, socket: ClientConnection) -> int:
     """The pid of the daphne that holds this client's connection."""
+    return holder_of(tier, socket.local_address[1])
+
+
+def holder_of(tier, client_port: int) -> int:
+    """The pid of the daphne that holds the connection from this client port."""
     server_port = int(tier.base_url.rsplit(":", 1)[1])
-    inode = _server_socket_inode(server_port, socket.local_address[1])
-    assert inode is not None, f"no connection from {socket.local_address} in /proc/net/tcp"
+    inode = _server_socket_inode(server_port, client_port)
+    assert inode is not None, f"no connection from port {client_port} in /proc/net/tcp"
     holders = [pid for pid in tier.daphnes() if inode in _socket_inodes(pid)]
     assert len(holders) == 1, f"socket {inode} is held by {holders} of {tier.daphnes()}"
     return holders[0]
@@ -147,6 +153,29 @@ async def test_connections_to_the_one_port_are_served_by_both_daphnes(tier, ana)
         for socket in held.values():
             await socket.send(json.dumps({"type": "ping"}))
             assert await receive(socket) == {"type": "pong"}
+
+
+async def test_connections_opened_at_once_are_spread_over_the_daphnes(tier):
+    """A client that opens its keep-alive connections all at once (a load balancer, a
+    benchmark) gets them served by every daphne, not all by the first one to wake."""
+    host, port = tier.base_url.removeprefix("http://").rsplit(":", 1)
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+    async def open_and_use():
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request)
+        assert (await asyncio.wait_for(reader.readline(), ARRIVES)).startswith(b"HTTP/1.1 200")
+        return writer
+
+    writers = await asyncio.gather(*(open_and_use() for _ in range(16)))
+    try:
+        held = Counter(holder_of(tier, w.get_extra_info("sockname")[1]) for w in writers)
+    finally:
+        for writer in writers:
+            writer.close()
+    assert set(held) == set(tier.daphnes()), held
+    # Spread at random, a process would get fewer than 2 of 16 once in 2,000 runs.
+    assert min(held.values()) >= 2, held
 
 
 async def test_a_users_sockets_on_different_daphnes_each_receive_their_event(tier, relay, ana):
