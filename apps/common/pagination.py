@@ -27,22 +27,37 @@ class Page:
     previous_cursor: str | None
 
 
+def order_by_keys(queryset: QuerySet, keys: list[OrderKey], *, backwards: bool = False):
+    """`queryset` in the order of `keys` (reversed when going backwards)."""
+    return queryset.order_by(
+        *[("-" if key.descending != backwards else "") + key.name for key in keys]
+    )
+
+
 def paginate(
-    queryset: QuerySet, *, keys: list[OrderKey], limit: int, cursor: str | None, scope: str
+    queryset: QuerySet | None,
+    *,
+    keys: list[OrderKey],
+    limit: int,
+    cursor: str | None,
+    scope: str,
+    first_rows: list | None = None,
 ) -> Page:
     """One page of `queryset` ordered by `keys`. `cursor` (from a previous page) says where
     to start and which way to go; `scope` names the ordering so that a cursor made for one
-    ordering is refused under another."""
+    ordering is refused under another. Without a cursor, `first_rows` may hold the first
+    `limit + 1` rows in that order, read some cheaper way; the queryset is then unused."""
     position, backwards = _decode(cursor, scope=scope, size=len(keys)) if cursor else (None, False)
-    order = [("-" if key.descending != backwards else "") + key.name for key in keys]
-    rows = queryset.order_by(*order)
-    try:
-        if position is not None:
-            rows = rows.filter(_after(keys, position, backwards))
-        rows = list(rows[: limit + 1])
-    except (DjangoValidationError, ValueError, TypeError, OverflowError) as exc:
-        # A cursor value that the column cannot hold: tampered with, or from elsewhere.
-        raise ValidationError({"cursor": ["Invalid cursor."]}) from exc
+    rows = first_rows if position is None else None
+    if rows is None:
+        rows = order_by_keys(queryset, keys, backwards=backwards)
+        try:
+            if position is not None:
+                rows = rows.filter(_after(keys, position, backwards))
+            rows = list(rows[: limit + 1])
+        except (DjangoValidationError, ValueError, TypeError, OverflowError) as exc:
+            # A cursor value that the column cannot hold: tampered with, or from elsewhere.
+            raise ValidationError({"cursor": ["Invalid cursor."]}) from exc
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:

@@ -2,12 +2,15 @@
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from uuid import UUID
 
 from django.db.models import DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.common.pagination import OrderKey
+from apps.common.compiled import CompiledRead
+from apps.common.pagination import OrderKey, order_by_keys
 from apps.tasks.models import EventStream, Status, StreamEntry, Task, TaskEvent
 from apps.tasks.representation import TASK_COLUMNS, event_representation
 from apps.users.models import User
@@ -32,10 +35,23 @@ def visible_tasks(user: User) -> QuerySet[Task]:
     return tasks
 
 
+def _visible_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
+    # Not `.first()`: one row at most, so no ORDER BY is needed.
+    caller = SimpleNamespace(pk=user_id, is_admin=shape)
+    return visible_tasks(caller).filter(pk=task_id).values(*TASK_COLUMNS)
+
+
+# The detail GET's query, compiled once per shape (admin or not).
+_visible_task_read = CompiledRead(
+    _visible_task_query,
+    stand_ins={"user_id": (1, 2), "task_id": (UUID(int=1), UUID(int=2))},
+)
+
+
 def get_visible_task_row(*, user: User, task_id) -> dict | None:
     """The visible task's columns (`TASK_COLUMNS`), or None."""
-    # Not `.first()`: one row at most, so no ORDER BY is needed.
-    return next(iter(visible_tasks(user).filter(pk=task_id).values(*TASK_COLUMNS)), None)
+    rows = _visible_task_read.rows(user.is_admin, user_id=user.pk, task_id=task_id)
+    return rows[0] if rows else None
 
 
 def is_task_visible(*, user: User, task_id) -> bool:
@@ -88,19 +104,46 @@ def task_list(*, user: User, filters: TaskFilters) -> tuple[QuerySet, list[Order
     for word in filters.search_words:
         tasks = tasks.filter(Q(title__icontains=word) | Q(description__icontains=word))
 
-    descending = filters.ordering.startswith("-")
-    name = filters.ordering.lstrip("-")
-    if name == "due_at":
+    keys = task_list_keys(filters)
+    if keys[0].name == "due_sort":
         tasks = tasks.annotate(
             due_sort=Coalesce(
                 "due_at",
-                Value(_FAR_PAST if descending else _FAR_FUTURE),
+                Value(_FAR_PAST if keys[0].descending else _FAR_FUTURE),
                 output_field=DateTimeField(),
             )
         )
+    return tasks.values(*TASK_COLUMNS, *{keys[0].name} - set(TASK_COLUMNS)), keys
+
+
+def task_list_keys(filters: TaskFilters) -> list[OrderKey]:
+    """The keys that order `task_list` (unique, ending with the id). Ordering by due date
+    orders by `due_sort`, which puts tasks without one last either way."""
+    descending = filters.ordering.startswith("-")
+    name = filters.ordering.lstrip("-")
+    if name == "due_at":
         name = "due_sort"
-    keys = [OrderKey(name, descending), OrderKey("id", descending)]
-    return tasks.values(*TASK_COLUMNS, *{name} - set(TASK_COLUMNS)), keys
+    return [OrderKey(name, descending), OrderKey("id", descending)]
+
+
+def _first_task_page_query(*, shape: tuple, user_id: int) -> QuerySet:
+    is_admin, filters, limit = shape
+    tasks, keys = task_list(user=SimpleNamespace(pk=user_id, is_admin=is_admin), filters=filters)
+    return order_by_keys(tasks, keys)[: limit + 1]
+
+
+# First pages of the list, compiled once per (admin or not, filters, limit).
+_first_task_pages = CompiledRead(
+    _first_task_page_query, stand_ins={"user_id": (1, 2)}, max_shapes=256
+)
+
+
+def first_task_page_rows(*, user: User, filters: TaskFilters, limit: int) -> list[dict] | None:
+    """The first `limit + 1` rows of `task_list` in its order, through a compiled query;
+    None for filters relative to the current time (`overdue`), which must not be kept."""
+    if filters.overdue is not None:
+        return None
+    return _first_task_pages.rows((user.is_admin, filters, limit), user_id=user.pk)
 
 
 def task_history(*, user: User, task_id) -> QuerySet[TaskEvent]:

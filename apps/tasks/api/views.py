@@ -172,8 +172,20 @@ class TaskListView(APIView):
 
 
 def _task_page(user, filters, limit, cursor) -> dict:
-    tasks, keys = selectors.task_list(user=user, filters=filters)
-    page = paginate(tasks, keys=keys, limit=limit, cursor=cursor, scope=filters.ordering)
+    first_rows = None
+    if cursor is None:
+        first_rows = selectors.first_task_page_rows(user=user, filters=filters, limit=limit)
+    tasks = None
+    if first_rows is None:
+        tasks, _ = selectors.task_list(user=user, filters=filters)
+    page = paginate(
+        tasks,
+        keys=selectors.task_list_keys(filters),
+        limit=limit,
+        cursor=cursor,
+        scope=filters.ordering,
+        first_rows=first_rows,
+    )
     return {
         "rows": [task_row_representation(row) for row in page.rows],
         "next": page.next_cursor,

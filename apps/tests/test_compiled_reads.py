@@ -1,0 +1,92 @@
+"""The reads compiled once per shape (apps.common.compiled) return exactly what the ORM's
+querysets return, for every caller and every shape, and never another caller's rows."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.common.pagination import order_by_keys
+from apps.tasks import selectors
+from apps.tasks.models import Priority, Status, Task
+from apps.tasks.representation import TASK_COLUMNS
+from apps.tasks.selectors import TaskFilters
+from apps.users.models import Role
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def tasks(ana, bob, eve):
+    """Tasks of three people, crossing: some assigned across, some with due dates."""
+    now = timezone.now()
+    made = []
+    for index in range(12):
+        creator = (ana, bob, eve)[index % 3]
+        assignee = (bob, eve, ana, None)[index % 4]
+        made.append(
+            Task.objects.create(
+                title=f"Task {index}",
+                description="find me" if index % 5 == 0 else "",
+                created_by=creator,
+                assignee=assignee,
+                status=list(Status.values)[index % 3],
+                priority=list(Priority.values)[index % 4],
+                due_at=now + timedelta(hours=index) if index % 2 else None,
+                metadata={"n": index, "nested": {"ok": True}},
+            )
+        )
+    return made
+
+
+def orm_row(user, task_id):
+    return selectors.visible_tasks(user).filter(pk=task_id).values(*TASK_COLUMNS).first()
+
+
+def orm_first_page(user, filters, limit):
+    tasks, keys = selectors.task_list(user=user, filters=filters)
+    return list(order_by_keys(tasks, keys)[: limit + 1])
+
+
+def test_a_compiled_task_read_is_the_orms_for_every_caller(tasks, ana, bob, eve, root):
+    for user in (ana, bob, eve, root, ana):  # ana twice: the second read is compiled
+        for task in tasks:
+            expected = orm_row(user, task.pk)
+            assert selectors.get_visible_task_row(user=user, task_id=task.pk) == expected
+        assert selectors.get_visible_task_row(user=user, task_id=uuid.uuid4()) is None
+
+
+def test_a_compiled_first_page_is_the_orms_for_every_shape(tasks, ana, bob, eve, root):
+    shapes = [
+        TaskFilters(),
+        TaskFilters(ordering="due_at"),
+        TaskFilters(ordering="-due_at", statuses=("todo", "done")),
+        TaskFilters(ordering="priority", priorities=(Priority.HIGH, Priority.LOW)),
+        TaskFilters(search_words=("find", "me")),
+        TaskFilters(archived="all", ordering="-updated_at"),
+        # A filter on a user id that is also someone's own id: only the caller's id
+        # may be swapped in.
+        TaskFilters(assignee=bob.pk),
+        TaskFilters(created_by=ana.pk, assignee=ana.pk),
+    ]
+    for filters in shapes:
+        for user in (ana, bob, eve, root, bob):
+            for limit in (1, 5, 50):
+                expected = orm_first_page(user, filters, limit)
+                got = selectors.first_task_page_rows(user=user, filters=filters, limit=limit)
+                assert got == expected, (user.username, filters, limit)
+
+
+def test_a_role_is_part_of_the_shape(tasks, eve):
+    member_rows = selectors.first_task_page_rows(user=eve, filters=TaskFilters(), limit=50)
+    eve.role = Role.ADMIN
+    admin_rows = selectors.first_task_page_rows(user=eve, filters=TaskFilters(), limit=50)
+    assert len(admin_rows) == len(tasks) > len(member_rows)
+
+
+def test_a_filter_relative_to_now_is_not_compiled(tasks, ana):
+    assert (
+        selectors.first_task_page_rows(user=ana, filters=TaskFilters(overdue=True), limit=10)
+        is None
+    )
