@@ -96,11 +96,13 @@ def restart_while_busy(broker, worker, producer, *, how: int, down: float) -> No
         broker.stop(how)
         time.sleep(down)
         broker.start()
-    # Redis comes back empty: of the four jobs, the two that were running are the ones left.
+    # Redis comes back empty, so the two jobs that were running are certain to finish; the
+    # two the worker had only reserved finish too when kombu restored them to the new
+    # Redis ("Restoring 2 unacknowledged message(s)"), which depends on timing.
     wait_until(
         lambda: (
             worker.log().count("Connected to redis") > reconnected
-            and sum(succeeded(worker, job) for job in sent) == 2
+            and sum(succeeded(worker, job) for job in sent) >= 2
         ),
         worker,
         20,
