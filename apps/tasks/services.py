@@ -304,7 +304,7 @@ def _record_event(
     system's own jobs (reminders, purges) have no actor."""
     people = _people_concerned(task, extra_recipients)
     recipients = _recipients_of(task, people, extra_recipients)
-    event = TaskEvent.objects.create(
+    event = TaskEvent(
         type=event_type,
         task_id=task.pk,
         actor=actor,
@@ -313,10 +313,14 @@ def _record_event(
         changes=changes,
         created_at=timezone.now(),
     )
-    seqs = _next_seqs(sorted(recipients))
-    StreamEntry.objects.bulk_create(
-        StreamEntry(user_id=user_id, seq=seq, event=event) for user_id, seq in seqs.items()
-    )
+    if connection.vendor == "postgresql" and recipients:
+        _insert_event_with_entries(event, sorted(recipients))
+    else:
+        event.save(force_insert=True)
+        seqs = _next_seqs(sorted(recipients))
+        StreamEntry.objects.bulk_create(
+            StreamEntry(user_id=user_id, seq=seq, event=event) for user_id, seq in seqs.items()
+        )
     # The emails are decided with the change, so that no lost job can lose one: a
     # delivery whose send job never ran is queued again by queue_due_emails.
     delivery_ids = plan_event_emails(event, people=people)
@@ -345,6 +349,48 @@ def _queue_emails(delivery_ids: list[int]) -> None:
             exc,
             extra={"deliveries": delivery_ids},
         )
+
+
+_EVENT_COLUMNS = (
+    "type",
+    "task_id",
+    "actor_id",
+    "actor_snapshot",
+    "task_snapshot",
+    "changes",
+    "created_at",
+)
+
+
+def _insert_event_with_entries(event: TaskEvent, user_ids: list[int]) -> None:
+    """On PostgreSQL, the event row, the next `seq` of each recipient's stream and their
+    stream entries in one statement (one round trip instead of three), with the same
+    locking as `_next_seqs`: the stream rows are upserted in id order."""
+    event_table = TaskEvent._meta.db_table
+    stream_table = EventStream._meta.db_table
+    entry_table = StreamEntry._meta.db_table
+    fields = [TaskEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
+    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    streams = ", ".join(["(%s, 1)"] * len(user_ids))
+    sql = f"""
+        WITH event AS (
+            INSERT INTO {event_table} ({", ".join(_EVENT_COLUMNS)})
+            VALUES ({", ".join(["%s"] * len(_EVENT_COLUMNS))}) RETURNING id
+        ), stream AS (
+            INSERT INTO {stream_table} (user_id, last_seq) VALUES {streams}
+            ON CONFLICT (user_id) DO UPDATE SET last_seq = {stream_table}.last_seq + 1
+            RETURNING user_id, last_seq
+        ), entry AS (
+            INSERT INTO {entry_table} (user_id, seq, event_id)
+            SELECT stream.user_id, stream.last_seq, event.id FROM stream CROSS JOIN event
+        )
+        SELECT id FROM event
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *user_ids])
+        (event.pk,) = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = connection.alias
 
 
 def _next_seqs(user_ids: list[int]) -> dict[int, int]:

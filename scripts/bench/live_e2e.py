@@ -49,6 +49,7 @@ class Side:
     sockets_of: dict[int, list[int]] = field(default_factory=dict)  # user id -> socket nos
     arrivals: dict[tuple, list] = field(default_factory=dict)  # key -> [first time, count]
     open: list = field(default_factory=list)
+    answered_ms: list = field(default_factory=list)  # PATCH sent -> its response (ours)
 
 
 def baseline_event(task: common.BenchTask, version: int, seq: int, title: str) -> str:
@@ -220,11 +221,13 @@ async def bench(args, product, base, users, idle, tasks) -> None:
     titles = itertools.count()
 
     async def patch(task: common.BenchTask, number: int) -> int | None:
+        started = time.perf_counter()
         response = await client.patch(
             f"/api/v1/tasks/{task.id}/",
             json={"title": f"change {next(titles)}"},
             headers={"Authorization": f"Bearer {task.creator.token}"},
         )
+        ours.answered_ms.append((time.perf_counter() - started) * 1000)
         return response.json()["version"] if response.status_code == 200 else None
 
     async def publish(task: common.BenchTask, number: int) -> int:
@@ -269,6 +272,13 @@ async def bench(args, product, base, users, idle, tasks) -> None:
             print(f"{name + ' (target 0)':<34} ours {mine[name]:>10} of {mine['expected']:<8} "
                   f"baseline {floor[name]:>6} of {floor['expected']}")  # fmt: skip
         print(f"{'failed PATCHes':<34} ours {mine['failures']:>10} of {mine['changes']}")
+        # How much of the delay is the PATCH itself: sent -> answered, as the client saw it.
+        answered = ours.answered_ms
+        print(
+            f"{'PATCH answered p50 / p99':<34} ours {common.percentile(answered, 0.5):>7.1f} / "
+            f"{common.percentile(answered, 0.99):.1f} ms"
+        )
+        ours.answered_ms = []
         path = common.write_histogram_svg(
             common.histogram_path(f"live_e2e_emails_{emails}"),
             f"live e2e, emails {emails}, {args.rate:g} changes/s: PATCH sent -> socket",
