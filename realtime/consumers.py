@@ -108,6 +108,7 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         if after is False:
             await self.close(code=CLOSE_BAD_REQUEST)
             return
+        self._forget_handshake()
         self.user = user
         await self.channel_layer.group_add(user_stream_group(user.pk), self.channel_name)
         last_seq = await database_sync_to_async(selectors.stream_last_seq)(user=user.pk)
@@ -209,6 +210,16 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
                 self.delivered = event["seq"]
             if len(events) < REPLAY_PAGE:
                 return
+
+    def _forget_handshake(self) -> None:
+        """Nothing reads the handshake's headers and subprotocols after connect, and they
+        carry the token, so they are emptied rather than kept for the socket's life. The
+        lists are the server's own, shared by every copy of the scope: emptying them in
+        place is what frees them."""
+        for key in ("headers", "subprotocols"):
+            value = self.scope.get(key)
+            if isinstance(value, list):
+                value.clear()
 
     def _token_expired(self) -> bool:
         expires_at = self.scope.get("token_exp")

@@ -360,6 +360,15 @@ async def test_idle_socket_runs_no_task_besides_its_application(ana):
             assert len(asyncio.all_tasks()) == before + 1
 
 
+async def test_handshake_headers_and_token_are_not_kept_after_connect(ana):
+    headers = bearer(ana)
+    subprotocols = ["bearer", token_for(ana)]
+    async with stream(headers=headers, subprotocols=subprotocols) as (communicator, connected, _):
+        assert connected
+        await communicator.receive_json_from(timeout=ARRIVES)
+        assert headers == [] and subprotocols == []
+
+
 async def test_live_event_leaves_no_task_running_after_its_delivery(api, ana):
     async with stream_of(ana) as (communicator, _):
         await asyncio.sleep(SILENCE)
