@@ -128,10 +128,11 @@ if REDIS_URL:
     # Pub/sub rather than the list-based RedisChannelLayer: scripts/bench/fanout.py measured
     # 2000 events to 3 of 500 sockets at 3677 deliveries/s, p50 0.5 ms, against 871/s, p50
     # 17 ms. Pub/sub keeps nothing for a socket that is not listening; nothing is lost by
-    # that, since a socket fills any gap in `seq` from the event log.
+    # that, since a socket fills any gap in `seq` from the event log. realtime.layers adds
+    # the callback channels that keep an idle socket small.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "realtime.layers.RedisPubSubChannelLayer",
             "CONFIG": {
                 # redis-py's default pool of 100 connections fails a storm of connects.
                 "hosts": [
@@ -149,7 +150,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "realtime.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 1000},
         }
     }

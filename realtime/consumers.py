@@ -1,8 +1,8 @@
 """The live task stream: `/ws/tasks/`."""
 
 import asyncio
-import functools
 import time
+from collections import deque
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -24,8 +24,8 @@ REPLAY_PAGE = 200
 class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
     """Sends a user their event stream: every event, in `seq` order, exactly once.
 
-    On connect it joins the user's group first, so that live events queue up in the
-    channel layer while it says hello and replays the log after `?after=`; afterwards a
+    On connect it joins the user's group first, so that live events queue up in its inbox
+    while it says hello and replays the log after `?after=`; afterwards a
     live event at or below the last `seq` sent is a duplicate and dropped, and one past a
     gap (jobs may publish out of order) first fills the gap from the log. Live events
     carry their rendered payload, so delivering one costs no query and no thread hop.
@@ -36,40 +36,65 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
     # A timer rather than a sleeping task: an idle socket should cost as little as it can.
     expiry: asyncio.TimerHandle | None = None
     closing: asyncio.Task | None = None
+    # Channel-layer messages not handled yet, and the task handling them; None while idle.
+    inbox: deque | None = None
+    draining: asyncio.Task | None = None
+    failure: BaseException | None = None
 
     async def __call__(self, scope, receive, send):
         """Channels' own loop (`await_many_dispatch`) starts a task and an `asyncio.wait`
         for every message, which cost more than delivering the event itself (py-spy, a
-        fan-out to 1,000 sockets). Here each source (the client, the channel layer) is
-        read by one long-lived task, and a lock keeps the handlers one at a time, in
-        arrival order per source, as Channels does."""
+        fan-out to 1,000 sockets), and a task per source held for the socket's life costs
+        memory (tracemalloc, 1,000 idle sockets). Here the application's own task reads the
+        client, and the channel layer calls `layer_message`, which starts a task only while
+        messages wait. A lock keeps the handlers one at a time, in arrival order per
+        source, as Channels does."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
-        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.channel_name = await self.channel_layer.new_callback_channel(self.layer_message)
         self.base_send = send
-        one_at_a_time = asyncio.Lock()
-
-        async def pump(source):
-            while True:
-                message = await source()
-                async with one_at_a_time:
-                    await self.dispatch(message)
-
-        pumps = [
-            asyncio.ensure_future(pump(receive)),
-            asyncio.ensure_future(pump(self.channel_receive)),
-        ]
+        self.one_at_a_time = asyncio.Lock()
+        self.application = asyncio.current_task()
         try:
-            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
-            for finished in done:
-                finished.result()
+            while True:
+                message = await receive()
+                async with self.one_at_a_time:
+                    await self.dispatch(message)
         except StopConsumer:
             pass
+        except asyncio.CancelledError:
+            if self.failure is None:
+                raise
+            if not isinstance(self.failure, StopConsumer):
+                raise self.failure from None
         finally:
-            for running in pumps:
-                running.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
+            self.channel_layer.remove_callback_channel(self.channel_name)
+            if self.draining is not None:
+                self.draining.cancel()
+                await asyncio.gather(self.draining, return_exceptions=True)
+
+    def layer_message(self, message: dict) -> None:
+        """A channel-layer message (called by the layer): handled after those before it."""
+        if self.inbox is None:
+            self.inbox = deque()
+            self.draining = asyncio.ensure_future(self.drain_inbox())
+        self.inbox.append(message)
+
+    async def drain_inbox(self) -> None:
+        """Handle the waiting channel-layer messages in order, then stop. A handler that
+        fails ends the application, as a failing pump did."""
+        try:
+            while self.inbox:
+                message = self.inbox.popleft()
+                async with self.one_at_a_time:
+                    await self.dispatch(message)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # StopConsumer too: the application ends
+            self.failure = error
+            self.application.cancel()
+        finally:
+            self.inbox = self.draining = None
 
     async def connect(self):
         """Authenticate, join the stream, say hello and replay what the client missed."""
@@ -83,6 +108,7 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         if after is False:
             await self.close(code=CLOSE_BAD_REQUEST)
             return
+        self._forget_handshake()
         self.user = user
         await self.channel_layer.group_add(user_stream_group(user.pk), self.channel_name)
         last_seq = await database_sync_to_async(selectors.stream_last_seq)(user=user.pk)
@@ -184,6 +210,16 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
                 self.delivered = event["seq"]
             if len(events) < REPLAY_PAGE:
                 return
+
+    def _forget_handshake(self) -> None:
+        """Nothing reads the handshake's headers and subprotocols after connect, and they
+        carry the token, so they are emptied rather than kept for the socket's life. The
+        lists are the server's own, shared by every copy of the scope: emptying them in
+        place is what frees them."""
+        for key in ("headers", "subprotocols"):
+            value = self.scope.get(key)
+            if isinstance(value, list):
+                value.clear()
 
     def _token_expired(self) -> bool:
         expires_at = self.scope.get("token_exp")

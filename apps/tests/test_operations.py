@@ -169,7 +169,7 @@ def test_embedded_default_serves_the_api_with_no_configuration(tmp_path):
     assert configured == [
         "django.db.backends.sqlite3",
         "django.core.cache.backends.locmem.LocMemCache",
-        "channels.layers.InMemoryChannelLayer",
+        "realtime.layers.InMemoryChannelLayer",
         True,
         "django.core.mail.backends.console.EmailBackend",
     ]

@@ -352,6 +352,33 @@ async def test_relay_leaves_events_unpublished_while_redis_is_away(api, ana, set
     assert await TaskEvent.objects.filter(published_at__isnull=True).acount() == 0
 
 
+async def test_idle_socket_runs_no_task_besides_its_application(ana):
+    async with stream_of(ana):  # the first socket starts the layer's Redis reader
+        before = len(asyncio.all_tasks())
+        async with stream_of(ana):
+            await asyncio.sleep(SILENCE)
+            assert len(asyncio.all_tasks()) == before + 1
+
+
+async def test_handshake_headers_and_token_are_not_kept_after_connect(ana):
+    headers = bearer(ana)
+    subprotocols = ["bearer", token_for(ana)]
+    async with stream(headers=headers, subprotocols=subprotocols) as (communicator, connected, _):
+        assert connected
+        await communicator.receive_json_from(timeout=ARRIVES)
+        assert headers == [] and subprotocols == []
+
+
+async def test_live_event_leaves_no_task_running_after_its_delivery(api, ana):
+    async with stream_of(ana) as (communicator, _):
+        await asyncio.sleep(SILENCE)
+        idle = len(asyncio.all_tasks())
+        await publish(await create_task(api, ana))
+        await receive_events(communicator, 1)
+        await asyncio.sleep(SILENCE)
+        assert len(asyncio.all_tasks()) == idle
+
+
 # --- Resume ---------------------------------------------------------------------------------
 
 
