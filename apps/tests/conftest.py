@@ -2,12 +2,14 @@
 password-protected Redis (scripts/test provides both); without them it stops at once."""
 
 import os
+from contextlib import contextmanager
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.db import connections
+from django.db.backends.signals import connection_created
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.users.models import Role, User
@@ -116,3 +118,29 @@ def assert_problem(response: httpx.Response, status: int) -> dict:
     assert body["status"] == status
     assert {"type", "title", "status", "detail"} <= set(body)
     return body
+
+
+@contextmanager
+def queries_on_every_new_connection():
+    """Record the SQL run on database connections opened meanwhile, in any thread: under
+    ASGI the view's database work runs in a worker thread with a connection of its own."""
+    executed = []
+    wrapped = []
+
+    def record(execute, sql, params, many, context):
+        executed.append(sql)
+        return execute(sql, params, many, context)
+
+    def on_connect(sender, connection, **kwargs):
+        if record not in connection.execute_wrappers:
+            connection.execute_wrappers.append(record)
+            wrapped.append(connection)
+
+    connection_created.connect(on_connect)
+    try:
+        yield executed
+    finally:
+        connection_created.disconnect(on_connect)
+        for wrapper in wrapped:
+            if record in wrapper.execute_wrappers:
+                wrapper.execute_wrappers.remove(record)

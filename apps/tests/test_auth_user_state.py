@@ -7,9 +7,8 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db.backends.signals import connection_created
 
-from apps.tests.conftest import assert_problem, auth
+from apps.tests.conftest import assert_problem, auth, queries_on_every_new_connection
 from apps.tests.processes import base_env, database_url_for_subprocess, live_relay
 from apps.users.models import Role, User
 
@@ -29,32 +28,14 @@ def save(user: User, **changes) -> None:
     user.save(update_fields=list(changes))
 
 
-@pytest.fixture
-def sql_log():
-    """Every SQL statement any connection of this process runs while the test does."""
-    statements: list[str] = []
-
-    def record(execute, sql, params, many, context):
-        statements.append(sql)
-        return execute(sql, params, many, context)
-
-    def attach(sender, connection, **kwargs):
-        if record not in connection.execute_wrappers:
-            connection.execute_wrappers.append(record)
-
-    connection_created.connect(attach, dispatch_uid="test.sql_log")
-    yield statements
-    connection_created.disconnect(dispatch_uid="test.sql_log")
-
-
-async def test_an_authenticated_request_does_not_read_the_user(api, ana, sql_log):
+async def test_an_authenticated_request_does_not_read_the_user(api, ana):
     headers = auth(ana)
     assert (await api.get(TASKS, headers=headers)).status_code == 200  # fills the state
-    sql_log.clear()
-    response = await api.get(TASKS, headers=headers)
+    with queries_on_every_new_connection() as executed:
+        response = await api.get(TASKS, headers=headers)
     assert response.status_code == 200
-    assert sql_log, "the list query itself should have been seen"
-    assert not [sql for sql in sql_log if 'FROM "users_user"' in sql], sql_log
+    assert executed, "the list query itself should have been seen"
+    assert not [sql for sql in executed if 'FROM "users_user"' in sql], executed
 
 
 async def test_a_deactivated_user_is_refused_on_the_next_request(api, ana):

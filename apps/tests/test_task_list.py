@@ -2,20 +2,18 @@
 
 import base64
 import json
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
-from django.db.backends.signals import connection_created
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.tasks.api.views import _task_page
 from apps.tasks.models import Priority, Status, Task
 from apps.tasks.selectors import TaskFilters
-from apps.tests.conftest import assert_problem, auth
+from apps.tests.conftest import assert_problem, auth, queries_on_every_new_connection
 from apps.users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -634,32 +632,6 @@ def test_task_page_query_count_is_the_same_for_every_ordering(
                 _task_page(root, TaskFilters(ordering=ordering), size, None)
             counts[ordering, size] = len(queries)
     assert len(set(counts.values())) == 1, counts
-
-
-@contextmanager
-def queries_on_every_new_connection():
-    """Record the SQL run on database connections opened meanwhile, in any thread: under
-    ASGI the view's database work runs in a worker thread with a connection of its own."""
-    executed = []
-    wrapped = []
-
-    def record(execute, sql, params, many, context):
-        executed.append(sql)
-        return execute(sql, params, many, context)
-
-    def on_connect(sender, connection, **kwargs):
-        if record not in connection.execute_wrappers:
-            connection.execute_wrappers.append(record)
-            wrapped.append(connection)
-
-    connection_created.connect(on_connect)
-    try:
-        yield executed
-    finally:
-        connection_created.disconnect(on_connect)
-        for wrapper in wrapped:
-            if record in wrapper.execute_wrappers:
-                wrapper.execute_wrappers.remove(record)
 
 
 async def test_list_request_query_count_does_not_grow_with_page_size(
