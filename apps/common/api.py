@@ -5,16 +5,14 @@ throttles) in a thread hop of its own before the handler makes its hop. Here `in
 runs on the event loop: authenticators with an `aauthenticate` coroutine (the access
 token one) need no thread, nor do the permission checks the API uses; only throttles,
 which count in the cache, take a hop, and only the views that have them (login,
-register). The handler then does its database work in one `in_thread` call.
+register). The handler then does its database work in one `in_thread` call
+(`apps.common.threads`).
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from inspect import iscoroutinefunction
 
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.db import close_old_connections, connections
 from django.http import HttpResponse
 from django.template.response import SimpleTemplateResponse
 from rest_framework import exceptions
@@ -77,14 +75,6 @@ class APIView(AsyncAPIView):
         request._not_authenticated()
 
 
-# The threads that run the API's database work: as many as the pool has connections, so
-# that a thread never waits for one. Reused from request to request, unlike Django's
-# default of a new thread for each request.
-_threads = ThreadPoolExecutor(
-    max_workers=settings.DATABASE_THREADS, thread_name_prefix="taskhub-db"
-)
-
-
 def rendered(response):
     """The response, rendered here (JSON rendering is CPU work, no I/O) and handed on as
     a plain `HttpResponse`: Django renders any response that has a `render` method in a
@@ -95,23 +85,3 @@ def rendered(response):
     plain = HttpResponse(response.content, status=response.status_code, headers=response.headers)
     plain.cookies = response.cookies
     return plain
-
-
-async def in_thread(function, *args, **kwargs):
-    """Run sync (database) work in a pool thread, and hand its database connection back
-    to the pool before returning, so that the request needs no further hop to clean up."""
-    return await sync_to_async(_closing_connections, thread_sensitive=False, executor=_threads)(
-        function, args, kwargs
-    )
-
-
-def _closing_connections(function, args, kwargs):
-    try:
-        return function(*args, **kwargs)
-    finally:
-        close_old_connections()
-        # Forget this thread's connection objects: the request's context would otherwise
-        # carry them to its next hop, which may run in another thread.
-        for connection in connections.all(initialized_only=True):
-            if connection.connection is None:
-                del connections[connection.alias]

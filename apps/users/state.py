@@ -31,10 +31,9 @@ from dataclasses import dataclass
 
 import redis
 import redis.asyncio
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
+from apps.common.threads import in_thread
 from apps.users.models import User
 
 logger = logging.getLogger(__name__)
@@ -202,19 +201,12 @@ async def aget_user_state(user_id: int) -> UserState | None:
         else:
             if state is not None:
                 return state
-    return await sync_to_async(_load_and_fill)(user_id)
+    return await in_thread(get_user_state, user_id)
 
 
 def get_user_state(user_id: int) -> UserState | None:
     """The same, from sync code: one read of the database, then the store is filled."""
     return _fill(load_user_state(user_id))
-
-
-def _load_and_fill(user_id: int) -> UserState | None:
-    try:
-        return _fill(load_user_state(user_id))
-    finally:
-        close_old_connections()
 
 
 def _fill(state: UserState | None) -> UserState | None:

@@ -17,9 +17,10 @@ from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from apps.common.api import APIView, in_thread
+from apps.common.api import APIView
 from apps.common.pagination import OrderKey, paginate
 from apps.common.schema import problem_responses
+from apps.common.threads import in_thread
 from apps.tasks import selectors, services
 from apps.tasks.api.filters import (
     MAX_LIMIT,

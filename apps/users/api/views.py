@@ -6,8 +6,9 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from apps.common.api import APIView, in_thread
+from apps.common.api import APIView
 from apps.common.schema import problem_responses
+from apps.common.threads import in_thread
 from apps.common.throttling import ClientAddressThrottle
 from apps.users import services
 from apps.users.api.serializers import (
