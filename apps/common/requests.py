@@ -4,7 +4,7 @@ Django connects sync receivers to `request_started` (`reset_queries`,
 `close_old_connections`) and `request_finished` (`close_old_connections`, `close_caches`,
 `reset_urlconf`). Under ASGI each sync receiver means a thread hop per request, while the
 API's handlers already hand their database connection back to the pool inside their one
-hop (`apps.common.api.in_thread`). These async receivers do the same work, and hop to a
+hop (`apps.common.threads.in_thread`). These async receivers do the same work, and hop to a
 thread only when a connection is still open: after a view that used the ORM on its own.
 """
 

@@ -45,7 +45,7 @@ KEY_PREFIX = "taskhub:user-state:"
 # Notified by the trigger in apps/users/migrations/0002_user_state_notify.py, with the
 # user's id as the payload.
 USER_STATE_CHANNEL = "taskhub_user_state"
-# The fields a state holds, in the order `User.from_db` gets them.
+# The fields a state holds, in the order of `UserState`'s attributes.
 STATE_FIELDS = ("id", "username", "role", "is_active")
 
 
@@ -72,14 +72,19 @@ class UserState:
 
     def as_user(self) -> User:
         """A `User` holding only these fields; reading any other field loads it."""
-        values = {"id": self.id, "username": self.username, "role": self.role, "is_active": True}
-        return User.from_db("default", _LOADED_FIELDS, [values[name] for name in _LOADED_FIELDS])
+        return User.from_db(
+            "default", _LOADED_FIELDS, [getattr(self, name) for name in _LOADED_FIELDS]
+        )
 
 
 def load_user_state(user_id: int) -> UserState | None:
     """The user's state as the database has it now (None for no such user)."""
     row = User.objects.filter(pk=user_id).values_list(*STATE_FIELDS).first()
     return UserState(*row) if row else None
+
+
+def _key(user_id: int) -> str:
+    return f"{KEY_PREFIX}{user_id}"
 
 
 class _RedisStates:
@@ -124,25 +129,23 @@ class _RedisStates:
         self._skip_until = time.monotonic() + REDIS_BACKOFF_SECONDS
 
     async def aget(self, user_id: int) -> UserState | None:
-        raw = await self._async_client().get(f"{KEY_PREFIX}{user_id}")
+        raw = await self._async_client().get(_key(user_id))
         return UserState.decode(user_id, raw) if raw is not None else None
 
     async def aput(self, user_id: int, state: UserState | None) -> None:
-        key = f"{KEY_PREFIX}{user_id}"
         if state is None:
-            await self._async_client().delete(key)
+            await self._async_client().delete(_key(user_id))
         else:
-            await self._async_client().set(key, state.encode(), ex=STATE_TTL_SECONDS)
+            await self._async_client().set(_key(user_id), state.encode(), ex=STATE_TTL_SECONDS)
 
     def fill(self, state: UserState) -> None:
-        self._client().set(f"{KEY_PREFIX}{state.id}", state.encode(), nx=True, ex=STATE_TTL_SECONDS)
+        self._client().set(_key(state.id), state.encode(), nx=True, ex=STATE_TTL_SECONDS)
 
     def put(self, user_id: int, state: UserState | None) -> None:
-        key = f"{KEY_PREFIX}{user_id}"
         if state is None:
-            self._client().delete(key)
+            self._client().delete(_key(user_id))
         else:
-            self._client().set(key, state.encode(), ex=STATE_TTL_SECONDS)
+            self._client().set(_key(user_id), state.encode(), ex=STATE_TTL_SECONDS)
 
 
 class _LocalStates:
