@@ -713,11 +713,18 @@ def test_web_start_becomes_supervisord_itself_so_signals_reach_it(web):
     assert command[-2:] == ["--configuration", "compose/django/supervisord.conf"]
 
 
-def test_web_start_runs_one_daphne_per_core_on_the_shared_socket(web):
+def test_web_start_runs_one_daphne_per_core_on_the_port(web):
     daphnes = daphne_processes(web.process.pid)
     assert len(daphnes) == len(os.sched_getaffinity(0)), daphnes
+    port = web.base_url.rsplit(":", 1)[1]
     for pid in daphnes:
-        assert process_command_line(pid)[-3:] == ["--fd", "0", "project.asgi:application"]
+        assert process_command_line(pid)[-5:] == [
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            port,
+            "project.asgi:application",
+        ]
 
 
 def test_web_healthcheck_script_reports_the_server_healthy(web):

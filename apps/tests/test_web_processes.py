@@ -1,5 +1,6 @@
 """The web tier with several daphne processes on one port, as compose/django/start runs it:
-supervisord binds the socket and its daphnes (`--fd 0`) accept from it.
+under supervisord, each daphne listens on the port with its own socket (SO_REUSEPORT), and
+the kernel spreads the connections over them.
 
 Which daphne holds a connection is read from /proc: the server side of the connection in
 /proc/net/tcp names a socket inode, and exactly one daphne has that inode among its file
@@ -8,6 +9,7 @@ process holds it, published by the real live relay after a change made over REST
 """
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -35,9 +37,10 @@ from apps.tests.processes import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ARRIVES = 10  # seconds to wait for something that should arrive
-# Connections opened, at most, to find one on each daphne; the kernel hands each to
-# whichever daphne accepts first, so a handful is normally enough.
+# Connections opened, at most, to find one on each daphne; the kernel hands each to one
+# of them by a hash of its addresses, so a handful is normally enough.
 MAX_CONNECTIONS = 40
+BURST = 32  # connections opened at once
 ESTABLISHED = "01"  # the connection state in /proc/net/tcp
 
 
@@ -155,21 +158,44 @@ async def test_connections_to_the_one_port_are_served_by_both_daphnes(tier, ana)
             assert await receive(socket) == {"type": "pong"}
 
 
-def test_each_daphne_accepts_one_connection_per_wake_up():
-    """compose/django/daphne makes twisted accept one waiting connection per wake-up
-    instead of up to 100, so that a client opening its connections in quick succession
-    (wrk: 15 or 16 of 16 on one plain daphne, 6 to 9 with this) is served by both
-    processes. It cannot split connections that all arrive before either process wakes:
-    the first to wake still takes them one by one."""
-    probe = (
-        "import runpy; runpy.run_path('compose/django/daphne', run_name='probe'); "
-        "from twisted.internet import tcp; port = tcp.Port.__new__(tcp.Port); "
-        "port.numberAccepts = 100; print(port.numberAccepts)"
+async def test_connections_opened_all_at_once_are_spread_over_both_daphnes(tier):
+    """A client opening its connections at once (as wrk and browsers with many tabs do)
+    gets both processes: with one shared socket, the first daphne to wake took them all."""
+    host, port = "127.0.0.1", int(tier.base_url.rsplit(":", 1)[1])
+    opened = await asyncio.gather(
+        *(asyncio.open_connection(host, port) for _ in range(BURST)),
+    )
+    try:
+        holders = collections.Counter(
+            holder_of(tier, writer.get_extra_info("sockname")[1]) for _, writer in opened
+        )
+    finally:
+        for _, writer in opened:
+            writer.close()
+    assert set(holders) == set(tier.daphnes()), holders
+    assert min(holders.values()) >= BURST // 8, holders
+
+
+def test_a_second_tier_on_a_served_port_is_refused(tier):
+    """SO_REUSEPORT would let a second web tier join the port and take half its
+    connections; compose/django/start refuses the port instead, before starting anything."""
+    port = tier.base_url.rsplit(":", 1)[1]
+    env = _tier_env(
+        REDIS_URL=os.environ["REDIS_URL"], WEB_CONCURRENCY="2", WEB_HOST="127.0.0.1", PORT=port
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+        [str(REPO / "compose/django/start")],
+        cwd=REPO,
+        env={**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
-    assert result.stdout.strip() == "1", result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"error: cannot serve 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Web tier:" not in result.stdout
+    assert serves_healthz(tier.base_url)
 
 
 async def test_a_users_sockets_on_different_daphnes_each_receive_their_event(tier, relay, ana):
@@ -194,14 +220,14 @@ async def test_a_killed_daphne_is_started_again_and_the_port_keeps_serving(tier,
     victim, survivor = tier.daphnes()
     started = tier.listening_daphnes()
     os.kill(victim, signal.SIGKILL)
-    # The socket belongs to supervisord and the survivor: nothing is refused meanwhile.
+    # The survivor's socket still listens: nothing is refused meanwhile.
     deadline = time.monotonic() + ARRIVES
     while len(daphnes := tier.daphnes()) < 2 or victim in daphnes:
         assert await asyncio.to_thread(serves_healthz, tier.base_url)
         assert time.monotonic() < deadline, f"no daphne took {victim}'s place: {daphnes}"
         await asyncio.sleep(0.1)
     assert survivor in daphnes
-    # The new daphne accepts from the same socket once it has loaded the project.
+    # The new daphne joins the port once it has loaded the project.
     tier.wait_for("the new daphne listening", lambda: tier.listening_daphnes() > started)
     async with stream_on_every_daphne(tier, ana) as held:
         assert set(held) == set(daphnes)
