@@ -5,13 +5,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from apps.common.pagination import order_by_keys
 from apps.tasks import selectors
 from apps.tasks.models import Priority, Status, Task
 from apps.tasks.representation import TASK_COLUMNS
-from apps.tasks.selectors import TaskFilters
+from apps.tasks.selectors import _TASK_FIELDS, TaskFilters
 from apps.users.models import Role
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,3 +91,39 @@ def test_a_filter_relative_to_now_is_not_compiled(tasks, ana):
         selectors.first_task_page_rows(user=ana, filters=TaskFilters(overdue=True), limit=10)
         is None
     )
+
+
+def test_the_locked_task_is_the_task_as_the_orm_loads_it(tasks, ana, root):
+    for caller in (ana, root):
+        for task in tasks:
+            with transaction.atomic():
+                locked = selectors.lock_visible_task(user=caller, task_id=task.pk)
+            visible = selectors.visible_tasks(caller).filter(pk=task.pk).first()
+            if visible is None:
+                assert locked is None
+                continue
+            assert [getattr(locked, name) for name in _TASK_FIELDS] == [
+                getattr(visible, name) for name in _TASK_FIELDS
+            ]
+            assert locked.created_by.username == visible.created_by.username
+            assert not locked._state.adding
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 5, 9])
+def test_the_people_concerned_are_those_named_and_every_active_admin(make_user, count):
+    """The compiled form (up to 4 ids) and the ORM's (more) give the same people."""
+    named = [make_user(f"named{index}") for index in range(count)]
+    admin = make_user("admin1", role=Role.ADMIN)
+    make_user("admin2", role=Role.ADMIN, is_active=False)
+    make_user("bystander")
+    people = selectors.people_concerned({person.pk for person in named})
+    assert set(people) == {person.pk for person in named} | {admin.pk}
+    for person in named:
+        loaded = people[person.pk]
+        assert (loaded.username, loaded.email, loaded.role, loaded.is_active) == (
+            person.username,
+            person.email,
+            person.role,
+            True,
+        )
+        assert loaded.email_notifications == person.email_notifications
