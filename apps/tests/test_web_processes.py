@@ -24,7 +24,7 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import ClientConnection, connect
 
-from apps.tests.conftest import auth
+from apps.tests.conftest import assert_problem, auth
 from apps.tests.processes import (
     REPO,
     base_env,
@@ -264,3 +264,17 @@ def test_a_web_concurrency_that_is_not_a_count_is_refused():
     )
     assert result.returncode == 2
     assert "WEB_CONCURRENCY must be a whole number" in result.stderr
+
+
+async def test_a_form_body_is_left_to_the_api_not_parsed_by_twisted(tier, ana):
+    """compose/django/daphne turns off twisted's own parsing of form POSTs (daphne hands
+    the raw body to Django): a multipart body that twisted cannot parse gets the API's
+    answer, not twisted's bare 400 and a dropped connection."""
+    async with httpx.AsyncClient(base_url=tier.base_url, timeout=ARRIVES) as web:
+        response = await web.post(
+            "/api/v1/tasks/",
+            headers={**auth(ana), "Content-Type": "multipart/form-data; boundary=x"},
+            content=b"not a multipart body",
+        )
+    body = assert_problem(response, 415)
+    assert "multipart/form-data" in body["detail"], body
