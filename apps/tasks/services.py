@@ -7,6 +7,7 @@ stream entry, and the hand-off to delivery after commit) in the same transaction
 
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -351,13 +352,33 @@ def _record_event(
     # delivery whose send job never ran is queued again by queue_due_emails.
     delivery_ids = plan_event_emails(event, people=people)
     if delivery_ids:
-        transaction.on_commit(lambda: _queue_emails(delivery_ids))
+        transaction.on_commit(lambda: _hand_off_emails(delivery_ids))
     # Live publication needs nothing here: the event row is the outbox, and the relay
     # is woken by the commit itself (a trigger NOTIFYs it). Without a relay process (the
     # embedded mode) this process publishes after the commit.
     if settings.LIVE_RELAY_IN_PROCESS:
         transaction.on_commit(publish_in_process, robust=True)  # logged, never a 500
     return event
+
+
+# After a commit, the change's emails go to the broker from this one thread, so that the
+# request answers without waiting for Redis and Celery's message building (1-3 ms of a
+# PATCH, emails on: scripts/bench/live_e2e.py). The deliveries are committed already: a
+# hand-off that never happens (the process dies first) only leaves them to
+# queue_due_emails, as a broker outage does.
+_email_hand_off = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskhub-emails")
+
+
+def _hand_off_emails(delivery_ids: list[int]) -> None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        _queue_emails(delivery_ids)  # embedded mode: the job itself runs here, now
+    else:
+        _email_hand_off.submit(_queue_emails, delivery_ids)
+
+
+def wait_for_email_hand_offs(timeout: float = 10) -> None:
+    """Return once every hand-off submitted so far is done (they run in order)."""
+    _email_hand_off.submit(lambda: None).result(timeout)
 
 
 def _queue_emails(delivery_ids: list[int]) -> None:

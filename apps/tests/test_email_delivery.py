@@ -280,6 +280,7 @@ def test_a_change_queues_one_job_with_all_its_emails(ana, bob):
         broker = connection.default_channel.client
         broker.delete("email")
         event = create_task(ana, title="One job", assignee_id=bob.pk)
+        services.wait_for_email_hand_offs()
         assert broker.llen("email") == 1
         message = json.loads(broker.lindex("email", 0))
         body = json.loads(base64.b64decode(message["body"]))
@@ -288,6 +289,27 @@ def test_a_change_queues_one_job_with_all_its_emails(ana, bob):
     planned_ids = set(EmailDelivery.objects.filter(event=event).values_list("pk", flat=True))
     assert len(planned_ids) == 2
     assert set(body[0][0]) == planned_ids
+
+
+def test_a_change_is_done_before_its_emails_reach_the_broker(ana, bob):
+    """The hand-off to the broker runs after the change, in a thread of its own: a
+    change made while that thread is stuck is done, and its job follows once it frees."""
+    from project.celery import app
+
+    stuck = threading.Event()
+    services._email_hand_off.submit(stuck.wait, 10)
+    with app.connection_for_write() as connection:
+        broker = connection.default_channel.client
+        broker.delete("email")
+        try:
+            event = create_task(ana, title="Later", assignee_id=bob.pk)
+            assert len(planned(event)) == 2
+            assert broker.llen("email") == 0
+        finally:
+            stuck.set()
+        services.wait_for_email_hand_offs()
+        assert broker.llen("email") == 1
+        broker.delete("email")
 
 
 def test_two_workers_sending_the_same_delivery_at_once_send_one_email(settings, ana):
