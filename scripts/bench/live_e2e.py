@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common
+import openloop
 
 common.configure_environment("taskhub_bench_live")
 
@@ -199,7 +200,6 @@ def merge(results: list[dict]) -> dict:
 
 
 async def bench(args, product, base, users, idle, tasks) -> None:
-    import httpx
     import redis.asyncio as redis
 
     ours, baseline = Side("ours"), Side("baseline")
@@ -212,8 +212,7 @@ async def bench(args, product, base, users, idle, tasks) -> None:
     await asyncio.sleep(1)  # every subscription settled
     # The tasks' creation events may still be on their way: start once they have landed.
     await common.wait_until_quiet(lambda: sum(seen[1] for seen in ours.arrivals.values()), quiet=2)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    client = httpx.AsyncClient(base_url=product.base_url, limits=limits, timeout=60)
+    client = openloop.KeepAliveClient(product.base_url, max_connections=200)
     publisher = redis.from_url(os.environ["REDIS_URL"], max_connections=200)
     versions = {task.id: task.version for task in tasks}
     seqs: dict[int, int] = {}
@@ -222,13 +221,19 @@ async def bench(args, product, base, users, idle, tasks) -> None:
 
     async def patch(task: common.BenchTask, number: int) -> int | None:
         started = time.perf_counter()
-        response = await client.patch(
-            f"/api/v1/tasks/{task.id}/",
-            json={"title": f"change {next(titles)}"},
-            headers={"Authorization": f"Bearer {task.creator.token}"},
-        )
+        headers = {
+            "Authorization": f"Bearer {task.creator.token}",
+            "Content-Type": "application/json",
+        }
+        body = json.dumps({"title": f"change {next(titles)}"}).encode()
+        try:
+            status, content = await asyncio.wait_for(
+                client.request("PATCH", f"/api/v1/tasks/{task.id}/", headers, body), 60
+            )
+        except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError):
+            return None
         ours.answered_ms.append((time.perf_counter() - started) * 1000)
-        return response.json()["version"] if response.status_code == 200 else None
+        return json.loads(content)["version"] if status == 200 else None
 
     async def publish(task: common.BenchTask, number: int) -> int:
         versions[task.id] += 1
@@ -287,7 +292,7 @@ async def bench(args, product, base, users, idle, tasks) -> None:
         print(f"histogram: {path}")
     if args.find_max:
         await find_max(args, ours, baseline, run)
-    await client.aclose()
+    client.close()
     await publisher.aclose()
     for receiver in receivers:
         receiver.cancel()

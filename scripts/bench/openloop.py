@@ -65,8 +65,10 @@ class _Connections:
             writer.close()
 
 
-async def _exchange(reader: asyncio.StreamReader, writer, request: bytes) -> tuple[int, bool]:
-    """Send one request and read its whole response; returns (status, keep-alive)."""
+async def _exchange(
+    reader: asyncio.StreamReader, writer, request: bytes
+) -> tuple[int, bool, bytes]:
+    """Send one request and read its whole response; returns (status, keep-alive, body)."""
     writer.write(request)
     status_line = await reader.readline()
     if not status_line:
@@ -82,19 +84,59 @@ async def _exchange(reader: asyncio.StreamReader, writer, request: bytes) -> tup
             chunked = True
         elif name == b"connection" and value == b"close":
             keep_alive = False
+    body = b""
     if chunked:
         while size := int((await reader.readline()).split(b";")[0], 16):
-            await reader.readexactly(size + 2)
+            body += (await reader.readexactly(size + 2))[:-2]
         await reader.readline()
     elif length:
-        await reader.readexactly(length)
-    return status, keep_alive
+        body = await reader.readexactly(length)
+    return status, keep_alive, body
 
 
-def build_request(method: str, path: str, host: str, headers: dict[str, str]) -> bytes:
+def build_request(
+    method: str, path: str, host: str, headers: dict[str, str], body: bytes = b""
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class KeepAliveClient:
+    """Requests to one server over keep-alive connections, for benchmark clients that
+    send many requests at once: an HTTP client library's pool (httpx's) costs the client
+    more CPU per request the more requests wait, and a client that falls behind then
+    measures itself (live_e2e at 100 changes/s: its PATCHes waited seconds in httpx while
+    daphne idled)."""
+
+    def __init__(self, base_url: str, max_connections: int = 256):
+        parts = urlsplit(base_url)
+        self._host = parts.netloc
+        self._pool = _Connections(parts.hostname, parts.port, max_connections)
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, bytes]:
+        """Send one request and return (status, body); raises OSError and the like when
+        the connection fails."""
+        connection = await self._pool.take()
+        try:
+            status, keep_alive, content = await _exchange(
+                *connection, build_request(method, path, self._host, headers, body)
+            )
+        except BaseException:
+            await self._pool.drop(connection)
+            raise
+        if keep_alive:
+            await self._pool.give_back(connection)
+        else:
+            await self._pool.drop(connection)
+        return status, content
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 async def run_open_loop(
@@ -118,7 +160,7 @@ async def run_open_loop(
         connection = None
         try:
             connection = await pool.take()
-            status, keep_alive = await _exchange(*connection, make_request(host))
+            status, keep_alive, _body = await _exchange(*connection, make_request(host))
             done = time.perf_counter()
             if keep_alive:
                 await pool.give_back(connection)
