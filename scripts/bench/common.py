@@ -41,6 +41,14 @@ def configure_environment(database: str = "taskhub_bench") -> None:
     os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
     os.environ.setdefault("JWT_ACCESS_MINUTES", TOKEN_MINUTES)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # A SIGTERM (kill, timeout) unwinds like Ctrl-C, so that the `finally` of each server
+    # the benchmark started stops it: the stacks run in sessions of their own, and a
+    # benchmark killed outright left them running, loading the next measurement.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def free_port() -> int:

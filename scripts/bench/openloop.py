@@ -36,14 +36,18 @@ class _Connections:
         self.freed = asyncio.Condition()
 
     async def take(self):
+        return (await self.take_noting_reuse())[0]
+
+    async def take_noting_reuse(self):
+        """(connection, whether it was kept from an earlier request)."""
         async with self.freed:
             while not self.idle and self.opened >= self.limit:
                 await self.freed.wait()
             if self.idle:
-                return self.idle.pop()
+                return self.idle.pop(), True
             self.opened += 1
         try:
-            return await asyncio.open_connection(self.host, self.port)
+            return await asyncio.open_connection(self.host, self.port), False
         except OSError:
             await self.drop(None)
             raise
@@ -65,14 +69,21 @@ class _Connections:
             writer.close()
 
 
+class _ServerClosed(ConnectionError):
+    """The server closed the connection before answering a word."""
+
+
 async def _exchange(
     reader: asyncio.StreamReader, writer, request: bytes
 ) -> tuple[int, bool, bytes]:
     """Send one request and read its whole response; returns (status, keep-alive, body)."""
     writer.write(request)
-    status_line = await reader.readline()
+    try:
+        status_line = await reader.readline()
+    except ConnectionResetError as error:
+        raise _ServerClosed("the server closed the connection") from error
     if not status_line:
-        raise ConnectionError("the server closed the connection")
+        raise _ServerClosed("the server closed the connection")
     status = int(status_line.split()[1])
     length, chunked, keep_alive = 0, False, True
     while (line := await reader.readline()) not in (b"\r\n", b""):
@@ -120,20 +131,27 @@ class KeepAliveClient:
         self, method: str, path: str, headers: dict[str, str], body: bytes = b""
     ) -> tuple[int, bytes]:
         """Send one request and return (status, body); raises OSError and the like when
-        the connection fails."""
-        connection = await self._pool.take()
-        try:
-            status, keep_alive, content = await _exchange(
-                *connection, build_request(method, path, self._host, headers, body)
-            )
-        except BaseException:
-            await self._pool.drop(connection)
-            raise
-        if keep_alive:
-            await self._pool.give_back(connection)
-        else:
-            await self._pool.drop(connection)
-        return status, content
+        the connection fails. A kept connection that the server has closed meanwhile
+        (daphne closes one idle for a minute) is dropped and the request sent again on a
+        new one, as HTTP clients do: the server never read it."""
+        request = build_request(method, path, self._host, headers, body)
+        while True:
+            connection, reused = await self._pool.take_noting_reuse()
+            try:
+                status, keep_alive, content = await _exchange(*connection, request)
+            except _ServerClosed:
+                await self._pool.drop(connection)
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                await self._pool.drop(connection)
+                raise
+            if keep_alive:
+                await self._pool.give_back(connection)
+            else:
+                await self._pool.drop(connection)
+            return status, content
 
     def close(self) -> None:
         self._pool.close()
