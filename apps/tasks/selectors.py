@@ -119,14 +119,15 @@ _people_read = CompiledRead(
 def people_concerned(ids: set[int]) -> dict[int, User]:
     """In one query, the people with these ids and every active admin, with
     `PERSON_FIELDS` loaded."""
-    ids = sorted(ids)
-    if len(ids) <= _COMPILED_PEOPLE:
-        rows = _people_read.rows(len(ids), **{f"id{index}": pk for index, pk in enumerate(ids)})
-        values = ([row[name] for name in PERSON_FIELDS] for row in rows)
+    named = {f"id{index}": pk for index, pk in enumerate(sorted(ids))}
+    if len(named) <= _COMPILED_PEOPLE:
+        rows = _people_read.rows(len(named), **named)
     else:
-        people = User.objects.filter(Q(pk__in=ids) | Q(role=Role.ADMIN, is_active=True))
-        values = people.values_list(*PERSON_FIELDS)
-    people = (User.from_db(connection.alias, PERSON_FIELDS, row) for row in values)
+        rows = _people_query(shape=len(named), **named)
+    people = (
+        User.from_db(connection.alias, PERSON_FIELDS, [row[name] for name in PERSON_FIELDS])
+        for row in rows
+    )
     return {person.pk: person for person in people}
 
 
