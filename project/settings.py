@@ -93,9 +93,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Parameters bound by the server, and a query run twice on a connection is kept
         # prepared there (the pool keeps the connections): PostgreSQL parses and plans it
         # once, and psycopg skips quoting the values into the SQL. A list page cost 20 %
-        # less CPU in daphne and PostgreSQL both (scripts/bench/rest.py). Turn it off
-        # behind a pooler in transaction mode (PgBouncer before 1.21), which cannot
-        # follow prepared statements from one client to the next.
+        # less CPU in daphne and PostgreSQL both (wrk with rest.py's data and script).
+        # Turn it off behind a pooler in transaction mode (PgBouncer before 1.21), which
+        # cannot follow prepared statements from one client to the next.
         DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 2
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -36,9 +36,6 @@ class _Connections:
         self.freed = asyncio.Condition()
 
     async def take(self):
-        return (await self.take_noting_reuse())[0]
-
-    async def take_noting_reuse(self):
         """(connection, whether it was kept from an earlier request)."""
         async with self.freed:
             while not self.idle and self.opened >= self.limit:
@@ -124,7 +121,7 @@ class KeepAliveClient:
 
     def __init__(self, base_url: str, max_connections: int = 256):
         parts = urlsplit(base_url)
-        self._host = parts.netloc
+        self.host = parts.netloc  # the Host header's value
         self._pool = _Connections(parts.hostname, parts.port, max_connections)
 
     async def request(
@@ -134,9 +131,12 @@ class KeepAliveClient:
         the connection fails. A kept connection that the server has closed meanwhile
         (daphne closes one idle for a minute) is dropped and the request sent again on a
         new one, as HTTP clients do: the server never read it."""
-        request = build_request(method, path, self._host, headers, body)
+        return await self.send(build_request(method, path, self.host, headers, body))
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        """`request` as built by `build_request`; otherwise as `request()`."""
         while True:
-            connection, reused = await self._pool.take_noting_reuse()
+            connection, reused = await self._pool.take()
             try:
                 status, keep_alive, content = await _exchange(*connection, request)
             except _ServerClosed:
@@ -167,32 +167,21 @@ async def run_open_loop(
 ) -> OpenLoopResult:
     """Send `rate` requests a second for `seconds` (evenly spaced, with a random phase),
     each built by `make_request(host)`; 2xx answers count as successes."""
-    parts = urlsplit(base_url)
-    host = parts.netloc
-    pool = _Connections(parts.hostname, parts.port, max_connections)
+    client = KeepAliveClient(base_url, max_connections)
     result = OpenLoopResult(rate=rate, sent=0)
     interval = 1 / rate
     total = int(rate * seconds)
 
     async def one(scheduled: float) -> None:
-        connection = None
         try:
-            connection = await pool.take()
-            status, keep_alive, _body = await _exchange(*connection, make_request(host))
-            done = time.perf_counter()
-            if keep_alive:
-                await pool.give_back(connection)
-            else:
-                await pool.drop(connection)
-            connection = None
-            if 200 <= status < 300:
-                result.latencies_ms.append((done - scheduled) * 1000)
-            else:
-                result.errors += 1
+            status, _body = await client.send(make_request(client.host))
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
             result.errors += 1
-            if connection is not None:
-                await pool.drop(connection)
+            return
+        if 200 <= status < 300:
+            result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
+        else:
+            result.errors += 1
 
     pending = set()
     start = time.perf_counter() + random.uniform(0, interval)
@@ -209,5 +198,5 @@ async def run_open_loop(
         result.sent += 1
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*pending), timeout=60)
-    pool.close()
+    client.close()
     return result
