@@ -12,13 +12,20 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from apps.tasks import selectors
+from apps.users.state import aget_user_state
 from realtime.groups import user_stream_group
 from realtime.middleware import BEARER_SUBPROTOCOL
 
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 REPLAY_PAGE = 200
+# A client sends a ping now and then and a resume after a reconnect: this many messages at
+# once, and this many a second after that, are plenty. A socket over it is closed (1008).
+MESSAGE_BURST = 20
+MESSAGES_PER_SECOND = 5
 
 
 class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
@@ -33,6 +40,10 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
 
     user = None
     delivered = 0
+    closed = False  # closed by this side (lost access, abuse): nothing more is sent
+    # The client's message allowance (a token bucket), set on its first message.
+    allowance = float(MESSAGE_BURST)
+    allowance_at = 0.0
     # A timer rather than a sleeping task: an idle socket should cost as little as it can.
     expiry: asyncio.TimerHandle | None = None
     closing: asyncio.Task | None = None
@@ -111,6 +122,12 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         self._forget_handshake()
         self.user = user
         await self.channel_layer.group_add(user_stream_group(user.pk), self.channel_name)
+        # A deactivation that committed after the authentication, before the join, sent
+        # its notice to no socket of this one's: look again now that it would arrive.
+        state = await aget_user_state(user.pk)
+        if state is None or not state.is_active:
+            await self._revoke()
+            return
         last_seq = await database_sync_to_async(selectors.stream_last_seq)(user=user.pk)
         await self.send_json(
             {
@@ -136,6 +153,35 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
                 user_stream_group(self.user.pk), self.channel_name
             )
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """A client frame: JSON text, within the message allowance. A binary frame closes
+        the socket with 1003 after an `error` that says why; a flood, with 1008."""
+        if self.closed:
+            return
+        if not self._allowed_another_message():
+            await self.send_json({"type": "error", "detail": "Too many messages; closing."})
+            await self._close_for_good(CLOSE_POLICY_VIOLATION, "too many messages")
+            return
+        if text_data is None:
+            detail = "Binary frames are not accepted: send JSON text; closing."
+            await self.send_json({"type": "error", "detail": detail})
+            await self._close_for_good(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
+            return
+        await self.receive_json(await self.decode_json(text_data), **kwargs)
+
+    def _allowed_another_message(self) -> bool:
+        now = time.monotonic()
+        allowance = min(
+            float(MESSAGE_BURST),
+            self.allowance + (now - self.allowance_at) * MESSAGES_PER_SECOND,
+        )
+        self.allowance_at = now
+        if allowance < 1:
+            self.allowance = allowance
+            return False
+        self.allowance = allowance - 1
+        return True
+
     async def receive_json(self, content, **kwargs):
         """Client messages: `ping` and `resume`."""
         kind = content.get("type") if isinstance(content, dict) else None
@@ -156,9 +202,11 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def decode_json(cls, text_data):
+        """The message, or None when it is not JSON this can read (nested too deep for the
+        parser included): the client then gets an `error`."""
         try:
             return await super().decode_json(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
 
     async def dispatch(self, message):
@@ -174,7 +222,7 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         """A live event from the channel layer: its `seq` and its JSON text, encoded once
         by the relay for every socket of this user."""
         seq = message["seq"]
-        if seq <= self.delivered:
+        if seq <= self.delivered or self.closed:
             return
         if seq > self.delivered + 1:
             await self.replay_after(self.delivered)  # fills the gap, this event included
@@ -182,10 +230,22 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         await self.send(text_data=message["text"])
         self.delivered = seq
 
+    async def access_revoked(self, message):
+        """The user was deactivated or deleted: close at once, and send nothing more."""
+        await self._revoke()
+
+    async def _revoke(self) -> None:
+        await self._close_for_good(CLOSE_UNAUTHORIZED)
+
+    async def _close_for_good(self, code: int, reason: str | None = None) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.close(code=code, reason=reason)
+
     async def stream_head(self, message):
         """The relay's periodic word on the stream's last `seq`: catch up if a live
         message was lost on the way (a subscription reconnecting to Redis)."""
-        if message["seq"] > self.delivered:
+        if message["seq"] > self.delivered and not self.closed:
             await self.replay_after(self.delivered)
 
     async def replay_after(self, after: int) -> None:
@@ -206,6 +266,8 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
                 user=self.user.pk, after=self.delivered, limit=REPLAY_PAGE
             )
             for event in events:
+                if self.closed:
+                    return
                 await self.send_json(event)
                 self.delivered = event["seq"]
             if len(events) < REPLAY_PAGE:

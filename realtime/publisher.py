@@ -21,9 +21,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.tasks.models import StreamEntry, TaskEvent
-from realtime.relay import BATCH_SIZE, build_stream_messages
+from realtime.groups import user_stream_group
+from realtime.relay import BATCH_SIZE, build_stream_messages, revoked_message
 
 SEND_TIMEOUT_SECONDS = 30
+# Closing a deactivated user's sockets runs after the change's commit, in its request or
+# job: it must not hold that up for long when Redis is away (the relay sends it too).
+REVOKE_TIMEOUT_SECONDS = 2
 
 
 class _ProcessLoop:
@@ -35,9 +39,14 @@ class _ProcessLoop:
         self._pid: int | None = None
         self.started = 0  # how many loops this process has started (for tests/benchmarks)
 
-    def run(self, coroutine):
+    def run(self, coroutine, timeout: float = SEND_TIMEOUT_SECONDS):
         loop = self._ensure_loop()
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(SEND_TIMEOUT_SECONDS)
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -55,7 +64,7 @@ class _ProcessLoop:
 process_loop = _ProcessLoop()
 
 
-def send_to_groups(messages: list[tuple[str, dict]]) -> None:
+def send_to_groups(messages: list[tuple[str, dict]], timeout: float = SEND_TIMEOUT_SECONDS) -> None:
     """`group_send` each (group, message), all in one hop to the loop that owns the layer.
     Messages must be JSON-ready primitives (the Redis layer packs them with msgpack)."""
     if not messages:
@@ -68,7 +77,14 @@ def send_to_groups(messages: list[tuple[str, dict]]) -> None:
     if isinstance(layer, InMemoryChannelLayer):
         async_to_sync(send_all)()
     else:
-        process_loop.run(send_all())
+        process_loop.run(send_all(), timeout)
+
+
+def revoke_live_access(user_ids: list[int]) -> None:
+    """Close every open socket of these users with 4401: they were deactivated or
+    deleted. From sync code, after the change committed."""
+    messages = [(user_stream_group(user_id), revoked_message()) for user_id in user_ids]
+    send_to_groups(messages, timeout=REVOKE_TIMEOUT_SECONDS)
 
 
 def publish_in_process() -> None:

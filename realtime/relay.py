@@ -85,6 +85,12 @@ def head_message(seq: int) -> dict:
     return {"type": "stream.head", "seq": seq}
 
 
+def revoked_message() -> dict:
+    """Tells a stream's sockets that their user lost access (deactivated or deleted):
+    each closes with 4401 at once."""
+    return {"type": "access.revoked"}
+
+
 def build_stream_messages(
     events: Iterable[TaskEvent], entries: Iterable[tuple[int, int, int]]
 ) -> list[tuple[str, dict]]:
@@ -151,7 +157,8 @@ class EventRelay:
             # Wait for the next commit (or the poll interval), then drain the rest.
             async for notify in listener.notifies(timeout=POLL_SECONDS, stop_after=1):
                 if notify.channel == USER_STATE_CHANNEL:
-                    await arefresh_user_states(worker, [int(notify.payload)])
+                    revoked = await arefresh_user_states(worker, [int(notify.payload)])
+                    await self.send_revoked(revoked)
 
     async def _publish_retrying(self, worker) -> None:
         """Publish every unpublished event; on a Redis failure keep them unpublished and
@@ -206,6 +213,16 @@ class EventRelay:
                     pipe.publish(channel, data)
                 await pipe.execute()
 
+    async def send_revoked(self, user_ids: list[int]) -> None:
+        """Close the open sockets of users who lost access; a Redis failure is logged (the
+        web processes' own notice, and a socket's token expiry, remain)."""
+        if not user_ids:
+            return
+        try:
+            await self._send([(user_stream_group(uid), revoked_message()) for uid in user_ids])
+        except aioredis.RedisError as exc:
+            logger.error("sockets of users %s not closed: Redis is unavailable (%s)", user_ids, exc)
+
     def remember_heads(self, entries: Iterable[tuple[int, int, int]]) -> None:
         """Note the last `seq` published to each stream among (event_id, user_id, seq)."""
         now = time.time()
@@ -256,7 +273,7 @@ def _redis_client(host) -> aioredis.Redis:
 async def connect_database() -> psycopg.AsyncConnection:
     """A connection of the relay's own to the project's database (autocommit)."""
     params = connections["default"].get_connection_params()
-    for key in ("cursor_factory", "context", "prepare_threshold"):
+    for key in ("cursor_factory", "context", "prepare_threshold", "connect_timeout"):
         params.pop(key, None)
     return await psycopg.AsyncConnection.connect(**params, autocommit=True, connect_timeout=5)
 

@@ -516,3 +516,65 @@ async def test_sync_publisher_reuses_one_event_loop_across_calls(api, ana):
             started.append(publisher.process_loop.started)
         assert started == [1, 1, 1]
         assert seqs(await receive_events(communicator, 3)) == [1, 2, 3]
+
+
+# --- Bad input -------------------------------------------------------------------------
+
+
+async def test_binary_frame_gets_error_and_is_closed_with_1003(ana):
+    async with stream_of(ana) as (communicator, _):
+        await communicator.send_to(bytes_data=b"\x00\x01 not text")
+        reply = await communicator.receive_json_from(timeout=ARRIVES)
+        assert reply["type"] == "error" and "Binary" in reply["detail"]
+        message = await communicator.receive_output(timeout=ARRIVES)
+        assert message["type"] == "websocket.close" and message["code"] == 1003, message
+
+
+async def test_json_nested_too_deep_gets_error_and_connection_stays_open(ana):
+    async with stream_of(ana) as (communicator, _):
+        await communicator.send_to(text_data="[" * 100_000 + "]" * 100_000)
+        reply = await communicator.receive_json_from(timeout=ARRIVES)
+        assert reply["type"] == "error" and reply["detail"]
+        await assert_still_open(communicator)
+
+
+async def test_empty_text_frame_gets_error_and_connection_stays_open(ana):
+    async with stream_of(ana) as (communicator, _):
+        await communicator.send_input({"type": "websocket.receive", "text": ""})
+        reply = await communicator.receive_json_from(timeout=ARRIVES)
+        assert reply["type"] == "error" and reply["detail"]
+        await assert_still_open(communicator)
+
+
+async def test_a_flood_of_messages_is_cut_off_with_1008(ana):
+    """The burst allowance is answered; past it the socket gets an error and a close."""
+    from realtime.consumers import MESSAGE_BURST
+
+    async with stream_of(ana) as (communicator, _):
+        for _ in range(MESSAGE_BURST * 5):
+            await communicator.send_json_to({"type": "ping"})
+        replies = []
+        while True:
+            message = await communicator.receive_output(timeout=ARRIVES)
+            if message["type"] == "websocket.close":
+                break
+            replies.append(message["text"])
+        assert message["code"] == 1008, message
+        pongs = [reply for reply in replies if '"pong"' in reply]
+        assert MESSAGE_BURST <= len(pongs) < MESSAGE_BURST * 2, len(pongs)
+        assert '"error"' in replies[-1], replies[-1]
+        assert await communicator.receive_nothing(timeout=SILENCE)
+
+
+async def test_a_steady_client_is_never_cut_off(ana):
+    """Pings at the allowed rate, after the burst was spent, are all answered."""
+    from realtime import consumers
+
+    async with stream_of(ana) as (communicator, _):
+        for _ in range(consumers.MESSAGE_BURST):
+            await communicator.send_json_to({"type": "ping"})
+            assert await communicator.receive_json_from(timeout=ARRIVES) == {"type": "pong"}
+        for _ in range(5):
+            await asyncio.sleep(1.2 / consumers.MESSAGES_PER_SECOND)
+            await communicator.send_json_to({"type": "ping"})
+            assert await communicator.receive_json_from(timeout=ARRIVES) == {"type": "pong"}

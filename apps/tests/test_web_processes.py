@@ -278,3 +278,23 @@ async def test_a_form_body_is_left_to_the_api_not_parsed_by_twisted(tier, ana):
         )
     body = assert_problem(response, 415)
     assert "multipart/form-data" in body["detail"], body
+
+
+async def test_a_websocket_message_over_the_limit_is_closed_with_1009(tier, ana):
+    """The stream's client messages are a few bytes; one over 64 KiB gets a close frame
+    with 1009 (message too big), not a dropped connection, and the tier serves on."""
+    from websockets.exceptions import ConnectionClosed
+
+    url = tier.base_url.replace("http://", "ws://", 1) + "/ws/tasks/"
+    headers = {"Authorization": f"Bearer {AccessToken.for_user(ana)}"}
+    async with connect(url, open_timeout=ARRIVES, additional_headers=headers) as socket:
+        assert (await receive(socket))["type"] == "hello"
+        await socket.send(json.dumps({"type": "ping", "pad": "x" * (1 << 20)}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), ARRIVES)
+        assert closed.value.rcvd is not None, "dropped without a close frame"
+        assert closed.value.rcvd.code == 1009, closed.value.rcvd
+    async with connect(url, open_timeout=ARRIVES, additional_headers=headers) as socket:
+        assert (await receive(socket))["type"] == "hello"
+        await socket.send(json.dumps({"type": "ping"}))
+        assert await receive(socket) == {"type": "pong"}

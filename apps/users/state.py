@@ -223,9 +223,12 @@ def _fill(state: UserState | None) -> UserState | None:
 
 
 def refresh_user_state(user_id: int) -> None:
-    """Overwrite the stored state with the committed one (or drop it for a deleted user).
-    Called after every committed change to a user."""
+    """Overwrite the stored state with the committed one (or drop it for a deleted user),
+    and close the user's open sockets if they lost access. Called after every committed
+    change to a user."""
     state = load_user_state(user_id)
+    if state is None or not state.is_active:
+        _revoke_live_access(user_id)
     store = _states()
     try:
         store.put(user_id, state)
@@ -240,13 +243,23 @@ def refresh_user_state(user_id: int) -> None:
         )
 
 
+def _revoke_live_access(user_id: int) -> None:
+    from realtime.publisher import revoke_live_access
+
+    try:
+        revoke_live_access([user_id])
+    except Exception as exc:  # the relay sends the same notice; never fail the change
+        logger.error("Could not close the open sockets of user %s (%s)", user_id, exc)
+
+
 STATE_SQL = f"SELECT {', '.join(STATE_FIELDS)} FROM {User._meta.db_table} WHERE id = ANY(%s)"
 
 
-async def arefresh_user_states(connection, user_ids: list[int]) -> None:
+async def arefresh_user_states(connection, user_ids: list[int]) -> list[int]:
     """Store the committed state of these users, read through `connection` (an async
     psycopg connection), as `refresh_user_state` does: for the relay, which hears of
-    every change to a user from the database itself."""
+    every change to a user from the database itself. Returns those who have no access
+    (inactive or deleted), whose sockets the relay closes."""
     rows = await (await connection.execute(STATE_SQL, [list(user_ids)])).fetchall()
     states = {row[0]: UserState(*row) for row in rows}
     store = _states()
@@ -261,3 +274,6 @@ async def arefresh_user_states(connection, user_ids: list[int]) -> None:
                 exc,
                 STATE_TTL_SECONDS,
             )
+    return [
+        user_id for user_id in user_ids if user_id not in states or not states[user_id].is_active
+    ]
