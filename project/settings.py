@@ -87,8 +87,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=2),
         "max_size": env.int("DATABASE_POOL_MAX", default=20),
-        "timeout": 10,
+        # While PostgreSQL is down a request waits this long for a connection, then
+        # answers 503 with Retry-After (apps.common.exceptions). The API's threads are
+        # fewer than the pool's connections, so a healthy server never makes one wait.
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=1.5),
     }
+    # With the pool, this checks each connection as it leaves the pool (an empty query, one
+    # round trip): after a restart of PostgreSQL the dead ones are dropped, not handed out.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 2)
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # Parameters bound by the server, and a query run twice on a connection is kept
         # prepared there (the pool keeps the connections): PostgreSQL parses and plans it

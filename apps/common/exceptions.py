@@ -3,6 +3,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -19,6 +20,13 @@ class Problem(exceptions.APIException):
         super().__init__(detail=detail, code=code)
         self.status_code = status_code
         self.extensions = extensions
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; try again shortly."
+    default_code = "database_unavailable"
+    wait = 5  # seconds, sent as Retry-After
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -68,6 +76,12 @@ def problem_exception_handler(exc, context):
         exc = PayloadTooLarge()
     elif isinstance(exc, SuspiciousOperation):
         exc = exceptions.ParseError(str(exc) or "Bad request.")
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # PostgreSQL is down or restarting, or the connection broke: nothing of the
+        # request was committed (a transaction that fails rolls back), so the client may
+        # send it again.
+        logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
+        exc = DatabaseUnavailable()
 
     if not isinstance(exc, exceptions.APIException):
         view = context.get("view")

@@ -484,3 +484,80 @@ def celery_beat(*, env: dict, cwd: Path = REPO):
     with _background(args, re.compile(r"beat: Starting"), env=env, cwd=cwd, timeout=30) as beat:
         yield beat
     shutil.rmtree(schedule.parent, ignore_errors=True)
+
+
+def postgres_program(name: str) -> str:
+    """A PostgreSQL server program (initdb, pg_ctl): on PATH, or in Debian's versioned
+    directory. Fails, naming what is missing, when neither has it."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    assert candidates, (
+        f"PostgreSQL's {name} is needed for the database fault tests: install the "
+        "PostgreSQL server (Debian: postgresql) or put its bin directory on PATH"
+    )
+    return str(candidates[-1])
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of a test's own, in a temporary directory on a spare port,
+    which the test may stop (as a crash, `immediate`, or cleanly) and start again on the
+    same port. Runs as the `postgres` user when the test runs as root, which PostgreSQL
+    refuses to run as."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.data = directory / "data"
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/taskhub"
+        self.stops = 0
+
+    def _run(self, args: list[str], timeout: float = 60) -> None:
+        if os.geteuid() == 0:
+            args = ["runuser", "-u", "postgres", "--", *args]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
+
+    def create(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self._run([postgres_program("initdb"), "-D", str(self.data), "-U", "postgres",
+                   "-A", "trust", "--no-sync"])  # fmt: skip
+        self.start()
+        self._run([postgres_program("createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                   "-U", "postgres", "taskhub"])  # fmt: skip
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
+            # No fsync: an `immediate` stop is a crash of PostgreSQL, not of the machine,
+            # so what was committed is in the kernel's cache and survives it.
+            "-c fsync=off -c full_page_writes=off"
+        )
+        self._run([postgres_program("pg_ctl"), "-D", str(self.data), "-l",
+                   str(self.directory / "postgres.log"), "-o", options, "-w", "start"])  # fmt: skip
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server: `immediate` drops every connection at once, as a crash does."""
+        self._run([postgres_program("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])
+        self.stops += 1
+
+    def log(self) -> str:
+        path = self.directory / "postgres.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextlib.contextmanager
+def postgres_cluster():
+    """Run a throwaway PostgreSQL cluster with an empty `taskhub` database until the block
+    ends; yields a PostgresCluster (its `url` is a DATABASE_URL)."""
+    directory = Path(tempfile.mkdtemp(prefix="taskhub-pg-"))
+    cluster = PostgresCluster(directory)
+    try:
+        cluster.create()
+        yield cluster
+    finally:
+        with contextlib.suppress(AssertionError, subprocess.SubprocessError):
+            cluster.stop("immediate")
+        shutil.rmtree(directory, ignore_errors=True)
