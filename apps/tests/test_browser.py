@@ -84,7 +84,8 @@ async def browser(chromium: Path):
 @pytest.fixture
 async def open_page(browser: Browser, site: str):
     """Opens the page in a fresh browser context (a person of their own). Uncaught
-    script errors on any of the pages fail the test."""
+    script errors and Content-Security-Policy violations on any of the pages fail the
+    test."""
     contexts, errors = [], []
 
     async def open_() -> Page:
@@ -92,13 +93,20 @@ async def open_page(browser: Browser, site: str):
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        # A Content-Security-Policy violation is reported on the console, not thrown.
+        page.on(
+            "console",
+            lambda message: (
+                "Content Security Policy" in message.text and errors.append(message.text)
+            ),
+        )
         await page.goto("/")
         return page
 
     yield open_
     for context in contexts:
         await context.close()
-    assert not errors, f"script errors on the page: {errors}"
+    assert not errors, f"script errors or policy violations on the page: {errors}"
 
 
 @pytest.fixture
@@ -366,3 +374,31 @@ async def test_archive_takes_the_task_off_the_list_and_undo_restores_it(open_pag
     await notice.get_by_role("button", name="Undo").click()
     await expect(row).to_be_visible()
     await expect(page.locator("#notice")).to_contain_text("Restored “Old idea”.")
+
+
+async def test_the_page_runs_under_a_policy_that_refuses_inline_script(browser, site):
+    """The page is served with a Content-Security-Policy without 'unsafe-inline' for
+    scripts, and the browser enforces it: an inline script injected into the page does
+    not run, and the browser reports the violation. (A context of its own: `open_page`
+    fails a test on any violation.)"""
+    context = await browser.new_context(base_url=site)
+    try:
+        page = await context.new_page()
+        violations = []
+        page.on("console", lambda message: violations.append(message.text))
+        response = await page.goto("/")
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy, policy
+        ran = await page.evaluate(
+            """() => {
+                window.inlineRan = false;
+                const script = document.createElement("script");
+                script.textContent = "window.inlineRan = true";
+                document.head.append(script);
+                return window.inlineRan;
+            }"""
+        )
+        assert ran is False
+        assert any("Content Security Policy" in text for text in violations), violations
+    finally:
+        await context.close()
