@@ -265,6 +265,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTH_THROTTLE_RATE = env.str("AUTH_THROTTLE_RATE", default="20/min")
+# Requests per user to the API, counted per fixed window (apps.common.ratelimit); 429 with
+# Retry-After past it. `0` turns the limit off.
+API_USER_RATE = env.str("API_USER_RATE", default="1200/min")
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),

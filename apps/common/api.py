@@ -5,8 +5,9 @@ throttles) in a thread hop of its own before the handler makes its hop. Here `in
 runs on the event loop: authenticators with an `aauthenticate` coroutine (the access
 token one) need no thread, nor do the permission checks the API uses; only throttles,
 which count in the cache, take a hop, and only the views that have them (login,
-register). The handler then does its database work in one `in_thread` call
-(`apps.common.threads`).
+register). Each authenticated request also counts against its user's limit
+(`apps.common.ratelimit`), on the event loop. The handler then does its database work in
+one `in_thread` call (`apps.common.threads`).
 """
 
 from inspect import iscoroutinefunction
@@ -16,6 +17,8 @@ from asgiref.sync import sync_to_async
 from django.http import HttpResponse
 from django.template.response import SimpleTemplateResponse
 from rest_framework import exceptions
+
+from apps.common.ratelimit import user_request_limit
 
 
 class APIView(AsyncAPIView):
@@ -52,6 +55,13 @@ class APIView(AsyncAPIView):
         )
         await self.aperform_authentication(request)
         self.check_permissions(request)
+        user = request.user  # None when unauthenticated (UNAUTHENTICATED_USER is None)
+        if user is not None and user.is_authenticated:
+            wait = await user_request_limit().wait_needed(user.pk)
+            if wait is not None:
+                raise exceptions.Throttled(
+                    wait=wait, detail="Too many requests for this user; see Retry-After."
+                )
         if self.get_throttles():
             await sync_to_async(self.check_throttles)(request)
 

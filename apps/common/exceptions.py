@@ -9,6 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from apps.common.problems import PROBLEM_CONTENT_TYPE, problem_body
+from apps.common.ratelimit import retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def problem_exception_handler(exc, context):
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait))
+        headers["Retry-After"] = retry_after(exc.wait)
 
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)
