@@ -718,11 +718,15 @@ def test_web_start_runs_one_daphne_per_core_on_the_port(web):
     assert len(daphnes) == len(os.sched_getaffinity(0)), daphnes
     port = web.base_url.rsplit(":", 1)[1]
     for pid in daphnes:
-        assert process_command_line(pid)[-5:] == [
+        assert process_command_line(pid)[-9:] == [
             "--bind",
             "0.0.0.0",
             "--port",
             port,
+            "--websocket-max-message-size",
+            "65536",
+            "--websocket-max-frame-size",
+            "65536",
             "project.asgi:application",
         ]
 
