@@ -106,11 +106,13 @@ def problem_exception_handler(exc, context):
             detail = detail.get("detail", "")
         elif isinstance(detail, list):
             detail = " ".join(str(item) for item in detail)
+        extensions = dict(getattr(exc, "extensions", {}))
+        if exc.status_code == 400:
+            # Every 400 has `errors`, as the schema says: a body that could not be parsed
+            # at all is wrong as a whole.
+            extensions.setdefault("errors", {"non_field_errors": [str(detail)]})
         body = problem_body(
-            exc.status_code,
-            str(detail),
-            code=_first_code(exc.get_codes()),
-            **getattr(exc, "extensions", {}),
+            exc.status_code, str(detail), code=_first_code(exc.get_codes()), **extensions
         )
     return Response(
         body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE

@@ -29,3 +29,31 @@ def problem_responses(*statuses: int) -> dict:
         )
         for status in statuses
     }
+
+
+def forbid_unknown_request_fields(result, generator, request, public):
+    """drf-spectacular postprocessing hook: the request bodies of `StrictSerializer`s,
+    which answer 400 to a field they do not know, say so (`additionalProperties: false`),
+    and request strings say they hold no NUL. With COMPONENT_SPLIT_REQUEST a request body
+    is a component of its own, `...Request`."""
+    from apps.common.serializers import StrictSerializer
+
+    schemas = result.get("components", {}).get("schemas", {})
+    for component in generator.registry._components.values():
+        serializer = component.object
+        cls = serializer if isinstance(serializer, type) else type(serializer)
+        if (
+            component.type == "schemas"
+            and component.name.endswith("Request")
+            and issubclass(cls, StrictSerializer)
+            and component.name in schemas
+        ):
+            schemas[component.name]["additionalProperties"] = False
+    # DRF's CharField refuses NUL in any string (ProhibitNullCharactersValidator).
+    for name, schema in schemas.items():
+        if not name.endswith("Request"):
+            continue
+        for field in schema.get("properties", {}).values():
+            if field.get("type") == "string" and not {"enum", "format", "pattern"} & set(field):
+                field["pattern"] = "^[^\\u0000]*$"
+    return result

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -8,6 +9,12 @@ class TextField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    """A JSON object: described as one in the schema (DRF's JSONField is any value, null
+    included); the serializer's own validation refuses anything else."""
 
 
 class StrictSerializer(serializers.Serializer):

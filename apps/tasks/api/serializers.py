@@ -2,7 +2,7 @@ import json
 
 from rest_framework import serializers
 
-from apps.common.serializers import StrictSerializer, TextField
+from apps.common.serializers import JSONObjectField, StrictSerializer, TextField
 from apps.tasks.models import EventType, Priority, Status
 from apps.users.models import User
 
@@ -25,7 +25,7 @@ class TaskSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=Status.values, default=Status.TODO)
     priority = serializers.ChoiceField(choices=Priority.labels, default=Priority.MEDIUM.label)
     due_at = serializers.DateTimeField(allow_null=True, default=None)
-    metadata = serializers.JSONField(
+    metadata = JSONObjectField(
         default=dict, help_text="A JSON object of at most 16 KiB when serialized."
     )
     assignee = serializers.IntegerField(

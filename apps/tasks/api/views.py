@@ -23,6 +23,7 @@ from apps.common.schema import problem_responses
 from apps.common.threads import in_thread
 from apps.tasks import selectors, services
 from apps.tasks.api.filters import (
+    DEFAULT_LIMIT,
     MAX_LIMIT,
     ParamErrors,
     parse_cursor,
@@ -36,6 +37,7 @@ from apps.tasks.api.serializers import (
     TaskPageSerializer,
     TaskSerializer,
 )
+from apps.tasks.models import Priority, Status
 from apps.tasks.representation import (
     event_representation,
     task_representation,
@@ -46,6 +48,22 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ENTITY_TAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
 
 TASK_ID = OpenApiParameter("task_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    description=f"Page size: 1 to {MAX_LIMIT}.",
+)
+CURSOR = OpenApiParameter(
+    "cursor", str, description="Opaque: from `next` or `previous` (anything else is a 400)."
+)
+
+
+def _comma_separated(values) -> dict:
+    one = "|".join(values)
+    return {"type": "string", "pattern": f"^({one})(,({one}))*$"}
+
+
+_USER_REF = {"type": "string", "pattern": "^(me|[1-9][0-9]{0,17})$"}
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
@@ -97,12 +115,14 @@ class TaskListView(APIView):
     @extend_schema(
         operation_id="tasks_list",
         parameters=[
-            OpenApiParameter("status", str, description="Comma-separated: todo,in_progress,done"),
             OpenApiParameter(
-                "priority", str, description="Comma-separated: low,medium,high,urgent"
+                "status", _comma_separated(Status.values), description="Comma-separated."
             ),
-            OpenApiParameter("assignee", str, description="'me' or a user id"),
-            OpenApiParameter("created_by", str, description="'me' or a user id"),
+            OpenApiParameter(
+                "priority", _comma_separated(Priority.labels), description="Comma-separated."
+            ),
+            OpenApiParameter("assignee", _USER_REF, description="'me' or a user id"),
+            OpenApiParameter("created_by", _USER_REF, description="'me' or a user id"),
             OpenApiParameter("due_before", OpenApiTypes.DATETIME),
             OpenApiParameter("due_after", OpenApiTypes.DATETIME),
             OpenApiParameter("overdue", bool, description="Due in the past and not done."),
@@ -116,8 +136,8 @@ class TaskListView(APIView):
                 enum=[f"{sign}{name}" for name in selectors.ORDERINGS for sign in ("", "-")],
                 default="-created_at",
             ),
-            OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT}, default 50"),
-            OpenApiParameter("cursor", str, description="From `next` or `previous`."),
+            LIMIT,
+            CURSOR,
         ],
         responses={200: TaskPageSerializer, **problem_responses(400, 401)},
     )
@@ -329,8 +349,8 @@ class TaskHistoryView(APIView):
         operation_id="tasks_history",
         parameters=[
             TASK_ID,
-            OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT}, default 50"),
-            OpenApiParameter("cursor", str, description="From `next` or `previous`."),
+            LIMIT,
+            CURSOR,
         ],
         responses={200: HistoryPageSerializer, **problem_responses(400, 401, 404)},
     )
@@ -371,8 +391,12 @@ class EventListView(APIView):
     @extend_schema(
         operation_id="events_list",
         parameters=[
-            OpenApiParameter("after", int, description="Return events with a greater seq."),
-            OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT}, default 50"),
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                description="Return events with a greater seq.",
+            ),
+            LIMIT,
         ],
         responses={200: EventPageSerializer, **problem_responses(400, 401)},
     )
