@@ -18,7 +18,7 @@ SEED = "1"
 MAX_EXAMPLES = "25"
 
 
-def test_schemathesis_finds_no_failure():
+def test_schemathesis_finds_no_failure(tmp_path):
     schemathesis = BIN / "schemathesis"
     assert schemathesis.exists(), "schemathesis is missing: install the dev extras"
     env = base_env(
@@ -55,7 +55,7 @@ def test_schemathesis_finds_no_failure():
                 "10",
                 "--no-shrink",
             ],
-            cwd=REPO,
+            cwd=tmp_path,  # where it keeps its example database
             env={**env, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"},
             capture_output=True,
             text=True,
