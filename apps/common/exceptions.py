@@ -1,9 +1,10 @@
 """The REST framework exception handler: every error becomes RFC 9457 problem+json."""
 
 import logging
+import threading
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -34,6 +35,28 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
+
+
+_pool_check = threading.Lock()
+
+
+def check_pool_in_background() -> None:
+    """Have the database pool test its idle connections and replace the dead ones, in a
+    thread of its own, one check at a time: after PostgreSQL went away, every pooled
+    connection is dead, and each would fail one request before the pool dropped it."""
+    if _pool_check.acquire(blocking=False):
+        threading.Thread(target=_check_pool, name="taskhub-pool-check", daemon=True).start()
+
+
+def _check_pool() -> None:
+    try:
+        pool = connections["default"].pool
+        if pool is not None and not pool.closed:
+            pool.check()
+    except Exception as exc:  # the next failing request tries again
+        logger.warning("Database pool check failed: %s", exc)
+    finally:
+        _pool_check.release()
 
 
 def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -82,6 +105,7 @@ def problem_exception_handler(exc, context):
         # request was committed (a transaction that fails rolls back), so the client may
         # send it again.
         logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
+        check_pool_in_background()
         exc = DatabaseUnavailable()
 
     if not isinstance(exc, exceptions.APIException):

@@ -10,11 +10,12 @@ import redis
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.common.exceptions import check_pool_in_background
 from apps.common.problems import problem_response
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ def _check_database() -> str:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return "ok"
+    except (OperationalError, InterfaceError):
+        check_pool_in_background()  # so that the pool is healthy as soon as PostgreSQL is
+        raise
     finally:
         connection.close()  # back to the pool
 
