@@ -10,7 +10,6 @@ and a request never fails for it.
 """
 
 import asyncio
-import logging
 import math
 import time
 import weakref
@@ -19,7 +18,7 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
-logger = logging.getLogger(__name__)
+from apps.common.backoff import CountLocallyWhileAway
 
 KEY_PREFIX = "taskhub:ratelimit:"
 REDIS_TIMEOUT_SECONDS = 0.5
@@ -84,7 +83,7 @@ class UserRequestLimit:
         self.limit = parse_rate(rate)
         self._shared = _RedisCounts(redis_url) if redis_url else None
         self._local = _LocalCounts()
-        self._skip_shared_until = 0.0
+        self._redis = CountLocallyWhileAway("Request limits", REDIS_BACKOFF_SECONDS)
 
     async def wait_needed(self, user_id: int) -> float | None:
         """Count one request of the user; None when it is within the limit, else the
@@ -100,16 +99,11 @@ class UserRequestLimit:
         return (window + 1) * period - now
 
     async def _hit(self, user_id: int, window: int, ttl: int) -> int:
-        if self._shared is not None and time.monotonic() >= self._skip_shared_until:
+        if self._shared is not None and self._redis.available():
             try:
                 return await self._shared.hit(user_id, window, ttl)
             except (redis.RedisError, OSError) as exc:
-                logger.warning(
-                    "Request limits: Redis is unavailable (%s); counting in this process for %ss",
-                    exc,
-                    REDIS_BACKOFF_SECONDS,
-                )
-                self._skip_shared_until = time.monotonic() + REDIS_BACKOFF_SECONDS
+                self._redis.failed(exc)
         return await self._local.hit(user_id, window, ttl)
 
 

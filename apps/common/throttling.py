@@ -1,12 +1,9 @@
-import logging
-import time
-
 import redis
 from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.throttling import SimpleRateThrottle
 
-logger = logging.getLogger(__name__)
+from apps.common.backoff import CountLocallyWhileAway
 
 # While the shared cache (Redis) is down, counts are kept here, in this process's memory,
 # and Redis is left alone this long before it is tried again.
@@ -24,7 +21,7 @@ class ClientAddressThrottle(SimpleRateThrottle):
     passwords is no easier than with as many web processes as there are.
     """
 
-    _skip_cache_until = 0.0  # shared by every instance of the process
+    _redis = CountLocallyWhileAway("Throttle", CACHE_BACKOFF_SECONDS)  # one per process
 
     def get_rate(self):
         return settings.AUTH_THROTTLE_RATE
@@ -34,17 +31,10 @@ class ClientAddressThrottle(SimpleRateThrottle):
         return f"throttle:{scope}:{self.get_ident(request)}"
 
     def allow_request(self, request, view):
-        if time.monotonic() < ClientAddressThrottle._skip_cache_until:
-            self.cache = _local_counts
-            return super().allow_request(request, view)
-        try:
-            return super().allow_request(request, view)
-        except (redis.RedisError, OSError) as exc:
-            logger.warning(
-                "Throttle: the cache is unavailable (%s); counting in this process for %ss",
-                exc,
-                CACHE_BACKOFF_SECONDS,
-            )
-            ClientAddressThrottle._skip_cache_until = time.monotonic() + CACHE_BACKOFF_SECONDS
-            self.cache = _local_counts
-            return super().allow_request(request, view)
+        if self._redis.available():
+            try:
+                return super().allow_request(request, view)
+            except (redis.RedisError, OSError) as exc:
+                self._redis.failed(exc)
+        self.cache = _local_counts
+        return super().allow_request(request, view)
