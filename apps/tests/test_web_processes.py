@@ -298,3 +298,33 @@ async def test_a_websocket_message_over_the_limit_is_closed_with_1009(tier, ana)
         assert (await receive(socket))["type"] == "hello"
         await socket.send(json.dumps({"type": "ping"}))
         assert await receive(socket) == {"type": "pong"}
+
+
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        pytest.param([b"\x00\x01"], 1003, id="binary frame: 1003"),
+        pytest.param([json.dumps({"type": "ping"})] * 100, 1008, id="flood: 1008"),
+    ],
+)
+async def test_the_consumers_close_codes_reach_the_client_through_daphne(tier, ana, frames, code):
+    """autobahn refuses protocol close codes from an application (only 1000 and
+    3000-4999); compose/django/daphne sends them, so a binary frame gets 1003 and a flood
+    1008 after the `error`, not a traceback and 1011."""
+    from websockets.exceptions import ConnectionClosed
+
+    log_from = len(tier.log())
+    url = tier.base_url.replace("http://", "ws://", 1) + "/ws/tasks/"
+    headers = {"Authorization": f"Bearer {AccessToken.for_user(ana)}"}
+    async with connect(url, open_timeout=ARRIVES, additional_headers=headers) as socket:
+        assert (await receive(socket))["type"] == "hello"
+        for frame in frames:
+            await socket.send(frame)
+        types = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                types.append((await receive(socket))["type"])
+        assert "error" in types, types
+        assert closed.value.rcvd is not None, "dropped without a close frame"
+        assert closed.value.rcvd.code == code, closed.value.rcvd
+    assert "Traceback" not in tier.log()[log_from:]
