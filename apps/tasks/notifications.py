@@ -7,7 +7,9 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.utils import timezone
@@ -75,7 +77,8 @@ class SendOutcome:
 def deliver_email(*, delivery_id: int) -> SendOutcome:
     """Send one delivery if it is still pending. The row stays locked while the message
     goes out and is marked sent in the same transaction: a second worker skips it, and
-    a crash rolls the claim back so that the delivery is sent again later. A failed
+    a crash rolls the claim back so that the delivery is sent again later (unless the
+    message had gone out: see _remember_sent). A failed
     attempt leaves it pending with its next attempt due after a backoff, when
     queue_due_emails queues it again. The SMTP connection is kept for the next send."""
     with transaction.atomic():
@@ -142,6 +145,20 @@ def _deliver_locked(delivery_id: int) -> SendOutcome:
         return SendOutcome("busy")  # gone, or being sent right now by another worker
     if delivery.status != DeliveryStatus.PENDING:
         return SendOutcome("done")
+    if _sent_earlier(delivery.pk):
+        # An earlier attempt handed it to the mail server, but its transaction never
+        # committed: PostgreSQL went away (or the worker died) between the two.
+        logger.warning(
+            "email %s to %s was sent by an earlier attempt that could not record it; "
+            "recorded now, not sent again",
+            delivery.pk,
+            delivery.email,
+            extra={"delivery_id": delivery.pk, "event_id": delivery.event_id},
+        )
+        delivery.status = DeliveryStatus.SENT
+        delivery.sent_at = timezone.now()
+        delivery.save(update_fields=["status", "sent_at"])
+        return SendOutcome("sent")
     task = _full_snapshot(delivery.event)
     delivery.attempts += 1
     try:
@@ -167,10 +184,39 @@ def _deliver_locked(delivery_id: int) -> SendOutcome:
         delivery.next_attempt_at = timezone.now() + timedelta(seconds=retry_in)
         delivery.save(update_fields=["attempts", "last_error", "next_attempt_at"])
         return SendOutcome("pending", retry_in=retry_in)
+    _remember_sent(delivery.pk)
     delivery.status = DeliveryStatus.SENT
     delivery.sent_at = timezone.now()
     delivery.save(update_fields=["attempts", "status", "sent_at"])
     return SendOutcome("sent")
+
+
+# The mail server accepted a message, and the row that says so is not committed yet: if
+# PostgreSQL goes away (or the worker dies) before the commit, the claim rolls back and
+# the delivery would be sent again. So the send is also noted in the cache (Redis, which
+# does not go down with PostgreSQL) until long after any retry: the next attempt finds
+# the note and records the delivery as sent instead. Only both failing at once, or the
+# worker dying between the send and the note (microseconds), can still send twice.
+SENT_NOTE_SECONDS = 2 * 24 * 60 * 60
+
+
+def _sent_note_key(delivery_id: int) -> str:
+    return f"email-delivery-sent:{delivery_id}"
+
+
+def _remember_sent(delivery_id: int) -> None:
+    try:
+        cache.set(_sent_note_key(delivery_id), 1, SENT_NOTE_SECONDS)
+    except (redis.RedisError, OSError) as exc:  # PostgreSQL will most likely record it
+        logger.warning("could not note email %s as sent in the cache: %s", delivery_id, exc)
+
+
+def _sent_earlier(delivery_id: int) -> bool:
+    try:
+        return cache.get(_sent_note_key(delivery_id)) is not None
+    except (redis.RedisError, OSError) as exc:  # no note to be had: send
+        logger.warning("could not look for email %s's sent note: %s", delivery_id, exc)
+        return False
 
 
 def retry_delay(attempts: int) -> float:

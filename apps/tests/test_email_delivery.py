@@ -261,6 +261,44 @@ def test_delivering_a_delivery_twice_sends_one_email(sink, ana):
     assert delivery.sent_at is not None
 
 
+class DatabaseLostDuringSend(ScriptedInbox):
+    """Takes the message, but before saying 250 terminates the sender's PostgreSQL
+    session, as a PostgreSQL crash between the send and its commit would."""
+
+    def __init__(self, database_url: str, backend_pid: int):
+        super().__init__()
+        self.database_url, self.backend_pid = database_url, backend_pid
+
+    async def handle_DATA(self, server, session, envelope):
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [self.backend_pid])
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_an_email_sent_just_before_postgresql_went_away_is_not_sent_again(settings, ana):
+    """The mail server accepted it, then the commit that marks it sent failed: the next
+    attempt (the sweep's) records it as sent from the cache's note, and sends nothing."""
+    from django.db import OperationalError, connection
+
+    [delivery_id] = planned(create_task(ana))
+    connection.ensure_connection()
+    inbox = DatabaseLostDuringSend(
+        database_url_for_subprocess(), connection.connection.info.backend_pid
+    )
+    with smtp_sink(inbox) as sink:
+        send_to(settings, sink)
+        with pytest.raises(OperationalError):
+            notifications.deliver_email(delivery_id=delivery_id)
+        connection.close()
+        assert EmailDelivery.objects.get(pk=delivery_id).status == DeliveryStatus.PENDING
+        again = notifications.deliver_email(delivery_id=delivery_id)
+        assert again.status == "sent"
+        assert message_ids(sink) == {message_id(delivery_id): 1}
+    assert EmailDelivery.objects.get(pk=delivery_id).status == DeliveryStatus.SENT
+
+
 def test_send_jobs_run_twice_send_one_email_each(sink, ana, bob):
     event = create_task(ana, title="Twice", assignee_id=bob.pk)
     deliveries = list(EmailDelivery.objects.filter(event=event))
