@@ -8,6 +8,7 @@ nothing else."""
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -106,6 +107,32 @@ def test_a_stopped_database_gets_503_and_a_restarted_one_serves_every_request(
         ids = [task["id"] for task in tasks]
         assert task_id in ids
         assert len(ids) == 1 + 3, tasks  # and the three creates after the restart
+
+
+def test_every_request_succeeds_at_once_after_a_quick_restart(cluster, tier, headers):
+    """PostgreSQL crashes and is back within a second or two, before any request noticed:
+    each daphne's pool still holds only connections from before the restart, and the
+    first requests after it must not pay for them."""
+    # A new TCP connection for every request, so that both daphnes (SO_REUSEPORT) serve
+    # some, and both pools hold connections from before the restart.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=tier.base_url, timeout=CLIENT_TIMEOUT, limits=fresh) as web:
+        created = web.post(TASKS, json={"title": "before"}, headers=headers)
+        assert created.status_code == 201, created.text
+        task_id = created.json()["id"]
+        # Concurrent reads, as under load: each daphne's pool grows to as many
+        # connections as its database threads use at once, all of them from before the
+        # restart.
+        with ThreadPoolExecutor(max_workers=16) as readers:
+            reads = list(readers.map(lambda _: web.get(TASKS, headers=headers), range(160)))
+        assert {read.status_code for read in reads} == {200}
+
+        cluster.stop("immediate")
+        cluster.start()
+
+        for _ in range(3):
+            for kind, response in every_request_kind(web, headers, task_id).items():
+                assert response.status_code in (200, 201), (kind, response.text, _tail(tier))
 
 
 def test_a_request_during_the_outage_is_answered_within_seconds(cluster, tier, headers):
