@@ -328,3 +328,20 @@ async def test_the_consumers_close_codes_reach_the_client_through_daphne(tier, a
         assert closed.value.rcvd is not None, "dropped without a close frame"
         assert closed.value.rcvd.code == code, closed.value.rcvd
     assert "Traceback" not in tier.log()[log_from:]
+
+
+@pytest.mark.parametrize("state", ["STATE_CLOSING", "STATE_CLOSED"])
+def test_a_message_sent_after_the_client_closed_is_dropped_not_raised(state):
+    """A live event can go out while the client's close (or a message over the limit) is
+    in flight; daphne's protocol, as compose/django/daphne runs it, drops it rather than
+    raising autobahn's `Disconnected` through the consumer (scripts/reliability found
+    that traceback in the tier's log). The launcher's patches, on the real protocol."""
+    import runpy
+
+    runpy.run_path(str(REPO / "compose/django/daphne"), run_name="launcher")
+    from daphne import ws_protocol
+
+    protocol = ws_protocol.WebSocketProtocol()
+    protocol.client_addr = ["127.0.0.1", 4321]
+    protocol.state = getattr(protocol, state)
+    protocol.serverSend('{"type": "task.updated"}', False)  # no Disconnected
