@@ -376,6 +376,7 @@ SHELL_SCRIPTS = [
     "scripts/entrypoint.sh",
     "scripts/run",
     "scripts/test",
+    "scripts/reliability",
     *sorted(str(path.relative_to(REPO)) for path in REPO.glob("scripts/lib/*.sh")),
     ".ci/run",
 ]
