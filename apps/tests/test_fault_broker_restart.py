@@ -5,6 +5,7 @@ test restarts, a Celery worker with two pool processes against it, and the test 
 The jobs it runs are upkeep jobs, so it does not depend on the live-event or email code.
 """
 
+import contextlib
 import signal
 import time
 
@@ -36,26 +37,17 @@ def test_worker_survives_five_redis_restarts_while_busy():
     """Each round holds both pool processes inside a job (blocked on a table lock),
     restarts Redis under them, then lets the jobs finish: the worker must still be
     running, reconnected and taking jobs."""
-    with redis_server() as broker:
-        env = base_env(DATABASE_URL=database_url_for_subprocess(), REDIS_URL=broker.url)
-        # Not the current app: the product's jobs (shared tasks) must keep the suite's broker.
-        producer = Celery(
-            "fault-test", broker=redis_url_with_db(broker.url, 1), set_as_current=False
-        )
-        try:
-            with celery_worker(env=env, concurrency=2) as worker:
-                for number, (how, down) in enumerate(RESTARTS, start=1):
-                    restart_while_busy(broker, worker, producer, how=how, down=down)
-                    assert worker.process.poll() is None, (
-                        f"the worker died after restart {number}:\n{worker.log()}"
-                    )
+    with worker_on_its_own_redis() as (broker, worker, producer):
+        for number, (how, down) in enumerate(RESTARTS, start=1):
+            restart_while_busy(broker, worker, producer, how=how, down=down)
+            assert worker.process.poll() is None, (
+                f"the worker died after restart {number}:\n{worker.log()}"
+            )
 
-                after = [producer.send_task(BUSY_JOB, retry=True).id for _ in range(6)]
-                wait_until(lambda: all(succeeded(worker, job) for job in after), worker, 20)
-                assert worker.process.poll() is None
-                assert "Unrecoverable error" not in worker.log()
-        finally:
-            producer.close()
+        after = [producer.send_task(BUSY_JOB, retry=True).id for _ in range(6)]
+        wait_until(lambda: all(succeeded(worker, job) for job in after), worker, 20)
+        assert worker.process.poll() is None
+        assert "Unrecoverable error" not in worker.log()
     print(f"\nthe worker survived {len(RESTARTS)} Redis restarts while busy")
 
 
@@ -67,32 +59,22 @@ def test_worker_survives_jobs_that_finish_after_it_reconnected():
     stopped the worker, 3 runs of 3; project/celery.py makes it a connection error. This
     test passes without that change too: what else the email load does to the channel
     is not known, so scripts/reliability is the reproduction."""
-    with redis_server() as broker:
-        env = base_env(DATABASE_URL=database_url_for_subprocess(), REDIS_URL=broker.url)
-        producer = Celery(
-            "fault-test", broker=redis_url_with_db(broker.url, 1), set_as_current=False
-        )
-        try:
-            with celery_worker(env=env, concurrency=2) as worker:
-                with transaction.atomic():
-                    hold_busy_job_table()
-                    # Two run (and wait on the lock), two more wait in the worker.
-                    running = [producer.send_task(BUSY_JOB).id for _ in range(4)]
-                    wait_until(lambda: jobs_waiting_on_the_lock() == 2, worker, 15)
-                    connected = worker.log().count("Connected to redis")
-                    broker.stop(signal.SIGKILL)
-                    time.sleep(5)  # long enough for reconnects that fail first
-                    broker.start()
-                    wait_until(
-                        lambda: worker.log().count("Connected to redis") > connected, worker, 30
-                    )
-                wait_until(lambda: sum(succeeded(worker, job) for job in running) >= 2, worker, 20)
-                after = [producer.send_task(BUSY_JOB, retry=True).id for _ in range(4)]
-                wait_until(lambda: all(succeeded(worker, job) for job in after), worker, 20)
-                assert worker.process.poll() is None
-                assert "Unrecoverable error" not in worker.log()
-        finally:
-            producer.close()
+    with worker_on_its_own_redis() as (broker, worker, producer):
+        with transaction.atomic():
+            hold_busy_job_table()
+            # Two run (and wait on the lock), two more wait in the worker.
+            running = [producer.send_task(BUSY_JOB).id for _ in range(4)]
+            wait_until(lambda: jobs_waiting_on_the_lock() == 2, worker, 15)
+            connected = worker.log().count("Connected to redis")
+            broker.stop(signal.SIGKILL)
+            time.sleep(5)  # long enough for reconnects that fail first
+            broker.start()
+            wait_until(lambda: worker.log().count("Connected to redis") > connected, worker, 30)
+        wait_until(lambda: sum(succeeded(worker, job) for job in running) >= 2, worker, 20)
+        after = [producer.send_task(BUSY_JOB, retry=True).id for _ in range(4)]
+        wait_until(lambda: all(succeeded(worker, job) for job in after), worker, 20)
+        assert worker.process.poll() is None
+        assert "Unrecoverable error" not in worker.log()
 
 
 def test_every_job_is_retried_when_redis_is_unavailable():
@@ -118,6 +100,23 @@ def test_cache_answers_right_after_a_redis_restart():
         cache.set("after", 2)
         assert cache.get("after") == 2
         cache.close()
+
+
+@contextlib.contextmanager
+def worker_on_its_own_redis():
+    """A Celery worker (two pool processes) on a private Redis, and a producer of jobs for
+    it; yields (the RedisServer, the worker, the producer)."""
+    with redis_server() as broker:
+        env = base_env(DATABASE_URL=database_url_for_subprocess(), REDIS_URL=broker.url)
+        # Not the current app: the product's jobs (shared tasks) must keep the suite's broker.
+        producer = Celery(
+            "fault-test", broker=redis_url_with_db(broker.url, 1), set_as_current=False
+        )
+        try:
+            with celery_worker(env=env, concurrency=2) as worker:
+                yield broker, worker, producer
+        finally:
+            producer.close()
 
 
 def restart_while_busy(broker, worker, producer, *, how: int, down: float) -> None:

@@ -55,6 +55,11 @@ def test_every_fault_loses_nothing_duplicates_nothing_and_recovers():
         assert int(row["events expected"]) > 100, (fault, row)
         assert row["received"] == row["events expected"], (fault, row)
         assert row["emails received"] == row["emails expected"], (fault, row)
-        zero = ("server errors", "lost", "duplicated", "emails duplicated")
+        zero = ("server errors", "lost", "duplicated")
         assert all(figures[column] == "0" for column in zero), (fault, row)
+        # A worker SIGKILLed between the mail server's taking a message and its 250 cannot
+        # know it went out (RFC 1047): at most one resend, same Message-ID, per send in
+        # flight (the worker's 2 processes). Nothing else may send an email twice.
+        resends = 2 if fault == "Celery worker SIGKILLed" else 0
+        assert int(row["emails duplicated"]) <= resends, (fault, row)
         assert row["recovered (s)"] != "no", (fault, row)
