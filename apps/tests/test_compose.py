@@ -377,6 +377,7 @@ SHELL_SCRIPTS = [
     "scripts/run",
     "scripts/test",
     "scripts/reliability",
+    "scripts/audit",
     *sorted(str(path.relative_to(REPO)) for path in REPO.glob("scripts/lib/*.sh")),
     ".ci/run",
 ]
