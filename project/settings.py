@@ -269,8 +269,9 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Taskhub <taskhub@localhost>")
-# Where people open the product; links in emails point here.
-SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
+# Where people open the product; links in emails point here. By default the port that
+# scripts/run and compose/django/start serve on (PORT).
+SITE_URL = env.str("SITE_URL", default=f"http://localhost:{env.str('PORT', default='8000')}")
 
 # --- Auth ---------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = ["apps.users.backends.UsernameOrEmailBackend"]
