@@ -204,6 +204,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Log through Django's LOGGING, so LOG_FORMAT=json applies to the worker too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# What a worker prints (the console email backend's emails) stays on its stdout, rather
+# than becoming a `WARNING celery.redirected` log record per line.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 # Dependable jobs: a job is acknowledged only once it has run, and runs again if its
 # worker dies; each worker takes one job at a time. Redis hands an unacknowledged job to
 # another worker after the visibility timeout, so a job a dead worker held comes back in
@@ -266,7 +269,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "in
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    # Each email printed to stdout as one readable block (To, Subject, the text body).
+    EMAIL_BACKEND = "apps.common.mail.ConsoleEmailBackend"
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Taskhub <taskhub@localhost>")
 # Where people open the product; links in emails point here. By default the port that

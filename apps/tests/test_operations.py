@@ -171,7 +171,7 @@ def test_embedded_default_serves_the_api_with_no_configuration(tmp_path):
         "django.core.cache.backends.locmem.LocMemCache",
         "realtime.layers.InMemoryChannelLayer",
         True,
-        "django.core.mail.backends.console.EmailBackend",
+        "apps.common.mail.ConsoleEmailBackend",
     ]
     run_checked([sys.executable, "manage.py", "migrate", "--noinput"], env=env, cwd=tmp_path)
     with daphne_server(env=env, cwd=tmp_path) as base_url, httpx.Client(base_url=base_url) as web:
