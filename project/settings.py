@@ -194,7 +194,10 @@ else:
 LIVE_RELAY_IN_PROCESS = not REDIS_URL
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = REDIS_BROKER_URL or "memory://"
+# Embedded, jobs run in-process and no message goes anywhere, but Celery still opens a
+# connection to serialize each job's arguments: the in-memory transport, named with a
+# host, since kombu warns "No hostname was supplied" about a URL without one.
+CELERY_BROKER_URL = REDIS_BROKER_URL or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -406,3 +409,8 @@ LOGGING = {
         "daphne": {"level": "INFO"},
     },
 }
+if CELERY_TASK_ALWAYS_EAGER:
+    # Embedded, Celery's "Task ... succeeded in ...s: None" line would double each job's
+    # own line (and say every 5 s that queue_due_emails found nothing); its warnings and
+    # errors stay. Workers keep their usual lines.
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}

@@ -33,14 +33,30 @@ async def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+# What a component that answered reports: "ok" for a server, "in-process" for what the
+# embedded mode (no REDIS_URL) keeps inside this process instead.
+IN_PROCESS = "in-process"
+READY_STATES = ("ok", IN_PROCESS)
+
+
 async def readyz(request):
-    """Readiness: the database, the cache, the broker and the channel layer all answer."""
-    checks = {
-        "database": _in_check_thread(_check_database),
-        "cache": _in_check_thread(_check_cache),
-        "broker": _in_check_thread(_check_broker),
-        "channel_layer": _check_channel_layer(),
-    }
+    """Readiness: the database, the cache, the broker and the channel layer all answer.
+    Embedded, the cache and the channel layer live in this process (they answer
+    "in-process"), and jobs run here too: there is no broker, and "jobs" says so."""
+    if settings.REDIS_URL:
+        checks = {
+            "database": _in_check_thread(_check_database),
+            "cache": _in_check_thread(_check_cache),
+            "broker": _in_check_thread(_check_broker),
+            "channel_layer": _check_channel_layer(),
+        }
+    else:
+        checks = {
+            "database": _in_check_thread(_check_database),
+            "cache": _in_check_thread(_check_cache, answer=IN_PROCESS),
+            "jobs": _in_process_jobs(),
+            "channel_layer": _check_channel_layer(answer=IN_PROCESS),
+        }
     results = await asyncio.gather(
         *(asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS) for check in checks.values()),
         return_exceptions=True,
@@ -49,7 +65,7 @@ async def readyz(request):
         name: _failure(result) if isinstance(result, BaseException) else result
         for name, result in zip(checks, results, strict=True)
     }
-    failed = [name for name, state in states.items() if state != "ok"]
+    failed = [name for name, state in states.items() if state not in READY_STATES]
     if failed:
         logger.warning("Not ready: %s", states)
         return problem_response(503, f"Not ready: {', '.join(failed)}.", checks=states)
@@ -62,8 +78,10 @@ def _failure(exc: BaseException) -> str:
     return f"error: {type(exc).__name__}: {exc}"[:200]
 
 
-async def _in_check_thread(check) -> str:
-    return await asyncio.get_running_loop().run_in_executor(_check_threads, check)
+async def _in_check_thread(check, **kwargs) -> str:
+    return await asyncio.get_running_loop().run_in_executor(
+        _check_threads, functools.partial(check, **kwargs)
+    )
 
 
 def _check_database() -> str:
@@ -78,19 +96,23 @@ def _check_database() -> str:
         connection.close()  # back to the pool
 
 
-def _check_cache() -> str:
+def _check_cache(answer: str = "ok") -> str:
     key = f"readyz:{uuid.uuid4().hex}"
     cache.set(key, "1", timeout=10)
     value = cache.get(key)
     cache.delete(key)
-    return "ok" if value == "1" else "error: value not read back"
+    return answer if value == "1" else "error: value not read back"
 
 
 def _check_broker() -> str:
-    if not settings.REDIS_BROKER_URL:
-        return "ok"  # embedded: jobs run in-process
     _broker_client().ping()
     return "ok"
+
+
+async def _in_process_jobs() -> str:
+    """Embedded, Celery runs each job in the process that queues it (always eager): there
+    is no broker to check."""
+    return IN_PROCESS
 
 
 @functools.cache
@@ -102,12 +124,12 @@ def _broker_client() -> redis.Redis:
     )
 
 
-async def _check_channel_layer() -> str:
+async def _check_channel_layer(answer: str = "ok") -> str:
     layer = get_channel_layer()
     channel = await layer.new_channel(prefix="readyz")
     await layer.send(channel, {"type": "readyz.ping"})
     message = await layer.receive(channel)
-    return "ok" if message.get("type") == "readyz.ping" else "error: not the message sent"
+    return answer if message.get("type") == "readyz.ping" else "error: not the message sent"
 
 
 @csrf_exempt
