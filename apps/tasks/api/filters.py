@@ -4,8 +4,8 @@ from datetime import UTC, datetime, time
 
 from django.http import QueryDict
 from django.utils.dateparse import parse_date, parse_datetime
-from rest_framework.exceptions import ValidationError
 
+from apps.common.params import ParamErrors, single_values
 from apps.tasks.models import Priority, Status
 from apps.tasks.selectors import ORDERINGS, TaskFilters
 from apps.users.models import User
@@ -21,36 +21,6 @@ TASK_LIST_PARAMS = frozenset(
         "overdue", "archived", "search", "ordering", "limit", "cursor",
     }
 )  # fmt: skip
-
-
-class ParamErrors:
-    """Collects one message list per parameter and raises them together."""
-
-    def __init__(self):
-        self.errors: dict[str, list[str]] = {}
-
-    def add(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, []).append(message)
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise ValidationError(self.errors)
-
-
-def single_values(params: QueryDict, allowed: frozenset[str], errors: ParamErrors) -> dict:
-    """Each known parameter once; unknown or repeated ones are errors."""
-    values = {}
-    for name in params:
-        given = params.getlist(name)
-        if name not in allowed:
-            errors.add(name, f"Unknown query parameter. Known: {', '.join(sorted(allowed))}.")
-        elif any("\x00" in value for value in given):
-            errors.add(name, "May not contain NUL characters.")
-        elif len(given) > 1 and name not in ("status", "priority"):
-            errors.add(name, "Give this parameter once.")
-        else:
-            values[name] = ",".join(given)
-    return values
 
 
 def parse_limit(raw: str | None, errors: ParamErrors) -> int:
@@ -72,7 +42,9 @@ def parse_cursor(raw: str | None, errors: ParamErrors) -> str | None:
 def parse_task_list_params(params: QueryDict, *, user: User) -> tuple[TaskFilters, int, str | None]:
     """Filters, page size and cursor of `GET tasks/`."""
     errors = ParamErrors()
-    values = single_values(params, TASK_LIST_PARAMS, errors)
+    values = single_values(
+        params, TASK_LIST_PARAMS, errors, repeatable=frozenset({"status", "priority"})
+    )
     filters = {}
     if "status" in values:
         filters["statuses"] = _choices(values["status"], Status.values, "status", errors)

@@ -19,17 +19,16 @@ from rest_framework.response import Response
 
 from apps.common.api import APIView
 from apps.common.pagination import OrderKey, paginate
+from apps.common.params import ParamErrors, single_values
 from apps.common.schema import problem_responses
 from apps.common.threads import in_thread
 from apps.tasks import selectors, services
 from apps.tasks.api.filters import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    ParamErrors,
     parse_cursor,
     parse_limit,
     parse_task_list_params,
-    single_values,
 )
 from apps.tasks.api.serializers import (
     EventPageSerializer,
