@@ -4,15 +4,11 @@ from rest_framework import serializers
 
 from apps.common.serializers import JSONObjectField, StrictSerializer, TextField
 from apps.tasks.models import EventType, Priority, Status
+from apps.users.api.serializers import UserRefSerializer
 from apps.users.models import User
 
 METADATA_MAX_BYTES = 16 * 1024
 MAX_USER_ID = 2**63 - 1
-
-
-class UserRefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
 
 
 class TaskSerializer(StrictSerializer):

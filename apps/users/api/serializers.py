@@ -45,6 +45,17 @@ class RegisteredUserSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, read_only=True)
 
 
+class UserRefSerializer(serializers.Serializer):
+    """A person by name: what the API shows of anyone but the caller."""
+
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class UserSearchSerializer(serializers.Serializer):
+    results = UserRefSerializer(many=True)
+
+
 class MeSerializer(StrictSerializer, RegisteredUserSerializer):
     email_notifications = serializers.ChoiceField(choices=EmailNotifications.choices)
 

@@ -9,3 +9,8 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="auth-logout"),
     path("me/", views.MeView.as_view(), name="auth-me"),
 ]
+
+# Mounted at /api/v1/users/.
+user_urlpatterns = [
+    path("", views.UserSearchView.as_view(), name="user-search"),
+]

@@ -1,16 +1,17 @@
 """Auth endpoints. Each handler parses in async code and does its database work in one
 `sync_to_async` hop."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from apps.common.api import APIView
+from apps.common.params import ParamErrors, single_values
 from apps.common.schema import problem_responses
 from apps.common.threads import in_thread
 from apps.common.throttling import ClientAddressThrottle
-from apps.users import services
+from apps.users import selectors, services
 from apps.users.api.serializers import (
     LoginSerializer,
     MeSerializer,
@@ -18,8 +19,13 @@ from apps.users.api.serializers import (
     RegisteredUserSerializer,
     RegisterSerializer,
     TokenPairSerializer,
+    UserSearchSerializer,
     render_user,
 )
+
+SEARCH_MIN_LENGTH = 2
+SEARCH_MAX_LENGTH = 254  # the longest email
+SEARCH_PARAMS = frozenset({"search"})
 
 
 class PublicAuthView(APIView):
@@ -136,3 +142,52 @@ class MeView(APIView):
             **serializer.validated_data,
         )
         return Response(render_user(user))
+
+
+class UserSearchView(APIView):
+    """People to pick from (an assignee, a project member) by what the caller knows of
+    them: the start of a username or an email."""
+
+    @extend_schema(
+        operation_id="users_search",
+        parameters=[
+            OpenApiParameter(
+                "search",
+                {
+                    "type": "string",
+                    "minLength": SEARCH_MIN_LENGTH,
+                    "maxLength": SEARCH_MAX_LENGTH,
+                    "pattern": "^[^\\u0000]*$",
+                },
+                required=True,
+                description="The start of a username or an email, in any case "
+                f"({SEARCH_MIN_LENGTH} to {SEARCH_MAX_LENGTH} characters).",
+            )
+        ],
+        responses={
+            200: OpenApiResponse(
+                UserSearchSerializer,
+                description=f"Active users, by username, at most "
+                f"{selectors.SEARCH_MAX_RESULTS}; emails are never shown.",
+            ),
+            **problem_responses(400, 401, 429),
+        },
+    )
+    async def get(self, request):
+        errors = ParamErrors()
+        query = single_values(request.query_params, SEARCH_PARAMS, errors).get("search")
+        if query is None:
+            if "search" not in errors.errors:
+                errors.add("search", "This parameter is required.")
+        elif not SEARCH_MIN_LENGTH <= len(query) <= SEARCH_MAX_LENGTH:
+            errors.add(
+                "search",
+                f"Must be {SEARCH_MIN_LENGTH} to {SEARCH_MAX_LENGTH} characters long.",
+            )
+        errors.raise_if_any()
+        people = await in_thread(_search_users, query)
+        return Response({"results": people})
+
+
+def _search_users(query: str) -> list[dict]:
+    return list(selectors.search_users(query=query))
