@@ -20,6 +20,7 @@ TASK_COLUMNS = (
     "due_at",
     "metadata",
     "assignee_id",
+    "assignee__username",
     "created_by_id",
     "created_by__username",
     "archived_at",
@@ -32,8 +33,14 @@ TASK_COLUMNS = (
 EDITABLE_FIELDS = ("title", "description", "status", "priority", "due_at", "metadata", "assignee")
 
 
+def user_ref(user_id: int | None, username: str | None) -> dict | None:
+    """A person as the API names them, `{id, username}`; None for nobody."""
+    return None if user_id is None else {"id": user_id, "username": username}
+
+
 def task_representation(task: Task) -> dict:
-    """The task as the API shows it. `created_by` must be loaded (select_related)."""
+    """The task as the API shows it. `created_by` and `assignee` must be loaded
+    (select_related, or set from a join): an assignee that is not costs a query."""
     return {
         "id": str(task.id),
         "title": task.title,
@@ -43,6 +50,9 @@ def task_representation(task: Task) -> dict:
         "due_at": rfc3339(task.due_at),
         "metadata": task.metadata,
         "assignee": task.assignee_id,
+        "assignee_user": user_ref(
+            task.assignee_id, task.assignee.username if task.assignee_id is not None else None
+        ),
         "created_by": {"id": task.created_by_id, "username": task.created_by.username},
         "archived_at": rfc3339(task.archived_at),
         "version": task.version,
@@ -62,6 +72,7 @@ def task_row_representation(row: dict) -> dict:
         "due_at": rfc3339(row["due_at"]),
         "metadata": row["metadata"],
         "assignee": row["assignee_id"],
+        "assignee_user": user_ref(row["assignee_id"], row["assignee__username"]),
         "created_by": {"id": row["created_by_id"], "username": row["created_by__username"]},
         "archived_at": rfc3339(row["archived_at"]),
         "version": row["version"],

@@ -55,8 +55,8 @@ def get_visible_task_row(*, user: User, task_id) -> dict | None:
     return rows[0] if rows else None
 
 
-# Every column of a task, in the model's order, and its creator's name: what a change
-# needs of the row it locks.
+# Every column of a task, in the model's order, and its creator's and assignee's names:
+# what a change needs of the row it locks.
 _TASK_FIELDS = tuple(field.attname for field in Task._meta.concrete_fields)
 
 
@@ -66,7 +66,7 @@ def _locked_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
         visible_tasks(caller)
         .select_for_update(of=("self",))
         .filter(pk=task_id)
-        .values(*_TASK_FIELDS, "created_by__username")
+        .values(*_TASK_FIELDS, "created_by__username", "assignee__username")
     )
 
 
@@ -80,7 +80,7 @@ _locked_task_read = CompiledRead(
 
 def lock_visible_task(*, user: User, task_id) -> Task | None:
     """The task, locked until the transaction ends (FOR UPDATE, the task row only), if
-    the user may see it; its `created_by` holds the creator's id and username."""
+    the user may see it; its `created_by` and `assignee` hold their ids and usernames."""
     rows = _locked_task_read.rows(user.is_admin, user_id=user.pk, task_id=task_id)
     if not rows:
         return None
@@ -89,6 +89,10 @@ def lock_visible_task(*, user: User, task_id) -> Task | None:
     task.created_by = User.from_db(
         connection.alias, ("id", "username"), (row["created_by_id"], row["created_by__username"])
     )
+    if row["assignee_id"] is not None:
+        task.assignee = User.from_db(
+            connection.alias, ("id", "username"), (row["assignee_id"], row["assignee__username"])
+        )
     return task
 
 

@@ -196,7 +196,7 @@ def remind_due_tasks(*, now: datetime, lead: timedelta, batch_size: int = 100) -
     with transaction.atomic():
         tasks = list(
             Task.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("created_by")
+            .select_related("created_by", "assignee")
             .filter(archived_at__isnull=True, due_at__gt=now, due_at__lte=now + lead)
             .exclude(status=Status.DONE)
             .exclude(reminded_for_due_at=F("due_at"))

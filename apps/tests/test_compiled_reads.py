@@ -5,13 +5,18 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.common.pagination import order_by_keys
 from apps.tasks import selectors
 from apps.tasks.models import Priority, Status, Task
-from apps.tasks.representation import TASK_COLUMNS
+from apps.tasks.representation import (
+    TASK_COLUMNS,
+    task_representation,
+    task_row_representation,
+)
 from apps.tasks.selectors import _TASK_FIELDS, TaskFilters
 from apps.users.models import Role
 
@@ -107,6 +112,27 @@ def test_the_locked_task_is_the_task_as_the_orm_loads_it(tasks, ana, root):
             ]
             assert locked.created_by.username == visible.created_by.username
             assert not locked._state.adding
+            # Both names come with the lock: rendering the task needs no other query.
+            with CaptureQueriesContext(connection) as queries:
+                body = task_representation(locked)
+            assert len(queries) == 0, queries.captured_queries
+            assert body["assignee_user"] == (
+                {"id": visible.assignee_id, "username": visible.assignee.username}
+                if visible.assignee_id
+                else None
+            )
+
+
+def test_a_task_row_names_its_assignee(tasks, ana):
+    for task in tasks:
+        row = selectors.get_visible_task_row(user=ana, task_id=task.pk)
+        if row is None:
+            continue
+        named = task_row_representation(row)["assignee_user"]
+        if task.assignee is None:
+            assert named is None
+        else:
+            assert named == {"id": task.assignee.pk, "username": task.assignee.username}
 
 
 @pytest.mark.parametrize("count", [0, 1, 3, 4, 5, 9])

@@ -2,12 +2,24 @@
 events read back through GET /api/v1/events/ and GET /api/v1/tasks/{id}/history/."""
 
 import asyncio
-from datetime import datetime
+import importlib
+from datetime import datetime, timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.apps import apps as django_apps
+from django.db import connection
+from django.utils import timezone
 
-from apps.tasks.models import EventStream, EventType, StreamEntry, TaskEvent
+from apps.tasks import services
+from apps.tasks.models import (
+    EventStream,
+    EventType,
+    IdempotencyRecord,
+    StreamEntry,
+    Task,
+    TaskEvent,
+)
 from apps.tests.conftest import assert_problem, auth
 from apps.users.models import Role
 
@@ -303,6 +315,76 @@ async def test_unassigned_former_assignee_receives_one_last_update_then_nothing(
         EventType.CREATED,
         EventType.UPDATED,
     ]
+
+
+async def test_events_name_the_assignee_as_it_was_after_each_change(api, ana, bob, cy):
+    task = await create(api, ana, assignee=bob.pk)
+    await patch(api, ana, task["id"], assignee=cy.pk)
+    await patch(api, ana, task["id"], assignee=None)
+    named = [event.task_snapshot["assignee_user"] for event in await events_of(task["id"])]
+    assert named == [{"id": bob.pk, "username": "bob"}, {"id": cy.pk, "username": "cy"}, None]
+
+
+async def test_former_assignees_last_event_names_the_new_assignee(api, ana, bob, cy):
+    task = await create(api, ana, assignee=bob.pk)
+    await patch(api, ana, task["id"], assignee=cy.pk)
+    last = (await get_events(api, bob))["results"][-1]
+    assert (last["type"], last["task"]["assignee_user"]) == (
+        "task.updated",
+        {"id": cy.pk, "username": "cy"},
+    )
+
+
+async def test_history_names_the_assignee_of_each_version(api, ana, bob, cy):
+    task = await create(api, ana)
+    await patch(api, ana, task["id"], assignee=bob.pk)
+    await patch(api, ana, task["id"], assignee=cy.pk)
+    history = (await get_history(api, ana, task["id"]))["results"]
+    assert [event["task"]["assignee_user"] for event in history] == [
+        None,
+        {"id": bob.pk, "username": "bob"},
+        {"id": cy.pk, "username": "cy"},
+    ]
+
+
+async def test_reminders_name_the_assignee(ana, bob):
+    now = timezone.now()
+    task = await Task.objects.acreate(
+        title="Soon", created_by=ana, assignee=bob, due_at=now + timedelta(minutes=5)
+    )
+    assert await sync_to_async(services.remind_due_tasks)(now=now, lead=timedelta(hours=1)) == 1
+    event = await last_event_of(task.pk)
+    assert event.type == EventType.DUE_SOON
+    assert event.task_snapshot["assignee_user"] == {"id": bob.pk, "username": "bob"}
+
+
+async def test_snapshots_from_before_assignee_user_gain_it(api, ana, bob):
+    """Events and replayable responses written before tasks named their assignee are
+    given the name by migration tasks 0004, so history and replays have today's shape."""
+    keyed = {**auth(ana), "Idempotency-Key": "before-the-names"}
+    response = await api.post(TASKS, json={"title": "Task", "assignee": bob.pk}, headers=keyed)
+    assert response.status_code == 201, response.text
+    assigned = response.json()
+    alone = await create(api, ana)
+    for task in (assigned, alone):
+        old_shape = {name: value for name, value in task.items() if name != "assignee_user"}
+        await TaskEvent.objects.filter(task_id=task["id"]).aupdate(task_snapshot=old_shape)
+        await IdempotencyRecord.objects.filter(task_id=task["id"]).aupdate(response_body=old_shape)
+    await delete(api, ana, alone["id"])
+    migration = importlib.import_module("apps.tasks.migrations.0004_assignee_user_in_snapshots")
+
+    def migrate():
+        with connection.schema_editor() as editor:
+            migration.add_assignee_user(django_apps, editor)
+
+    await sync_to_async(migrate)()
+    [event] = (await get_history(api, ana, assigned["id"]))["results"]
+    assert event["task"] == assigned
+    replayed = await api.post(TASKS, json={"title": "Task", "assignee": bob.pk}, headers=keyed)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json() == assigned
+    alone_events = (await get_events(api, ana))["results"][-2:]
+    assert [event["task"] for event in alone_events] == [alone, {"id": alone["id"]}]
 
 
 async def test_each_event_reaches_each_recipient_once(api, ana, root):

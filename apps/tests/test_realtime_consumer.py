@@ -274,6 +274,37 @@ async def test_published_event_arrives_live(api, ana):
         assert event["actor"] == {"id": ana.pk, "username": "ana"}
 
 
+async def test_live_events_name_the_assignee_and_follow_a_reassignment(api, ana, bob, eve):
+    async with stream_of(ana) as (communicator, _):
+        response = await api.post(
+            TASKS, json={"title": "Named", "assignee": bob.pk}, headers=auth(ana)
+        )
+        assert response.status_code == 201, response.text
+        task_id = response.json()["id"]
+        await publish(await last_event_id(task_id))
+        created = await communicator.receive_json_from(timeout=ARRIVES)
+        assert created["task"]["assignee_user"] == {"id": bob.pk, "username": "bob"}
+        for assignee, named in ((eve.pk, {"id": eve.pk, "username": "eve"}), (None, None)):
+            response = await api.patch(
+                f"{TASKS}{task_id}/", json={"assignee": assignee}, headers=auth(ana)
+            )
+            assert response.status_code == 200, response.text
+            await publish(await last_event_id(task_id))
+            updated = await communicator.receive_json_from(timeout=ARRIVES)
+            assert updated["type"] == "task.updated"
+            assert (updated["task"]["assignee"], updated["task"]["assignee_user"]) == (
+                assignee,
+                named,
+            )
+
+
+async def test_a_task_without_assignee_arrives_with_null_assignee_user(api, ana):
+    async with stream_of(ana) as (communicator, _):
+        await publish(await create_task(api, ana))
+        event = await communicator.receive_json_from(timeout=ARRIVES)
+        assert (event["task"]["assignee"], event["task"]["assignee_user"]) == (None, None)
+
+
 async def test_stranger_receives_nothing_of_anothers_task(api, ana, eve):
     async with stream_of(eve) as (communicator, _):
         await publish(await create_task(api, ana))

@@ -84,6 +84,7 @@ async def test_list_returns_results_next_and_previous(api, ana):
     assert row["title"] == "Only one"
     assert row["priority"] == "medium"
     assert row["created_by"] == {"id": ana.pk, "username": "ana"}
+    assert (row["assignee"], row["assignee_user"]) == (None, None)
 
 
 async def test_list_shows_only_tasks_created_by_or_assigned_to_the_caller(api, ana, bob, eve):
@@ -620,6 +621,17 @@ def test_task_page_query_count_does_not_grow_with_page_size(
         assert len(page["rows"]) == size
         counts[size] = len(queries)
     assert counts[1] == counts[10] == counts[100], counts
+
+
+def test_each_row_names_its_assignee_from_the_pages_one_query(
+    root, hundred_tasks_of_different_people
+):
+    with CaptureQueriesContext(connection) as queries:
+        page = _task_page(root, TaskFilters(), 100, None)
+    assert len(queries) == 1, queries.captured_queries
+    for row in page["rows"]:
+        index = int(row["title"].removeprefix("Task "))
+        assert row["assignee_user"] == {"id": row["assignee"], "username": f"person{100 + index}"}
 
 
 def test_task_page_query_count_is_the_same_for_every_ordering(

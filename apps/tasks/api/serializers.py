@@ -31,6 +31,9 @@ class TaskSerializer(StrictSerializer):
         max_value=MAX_USER_ID,
         help_text="The id of an active user, or null.",
     )
+    assignee_user = UserRefSerializer(
+        read_only=True, allow_null=True, help_text="The assignee by name, or null."
+    )
     created_by = UserRefSerializer(read_only=True)
     archived_at = serializers.DateTimeField(read_only=True, allow_null=True)
     version = serializers.IntegerField(read_only=True)
@@ -50,17 +53,19 @@ class TaskSerializer(StrictSerializer):
             )
         return value
 
-    def validate_assignee(self, value):
-        if value is not None and not User.objects.filter(pk=value, is_active=True).exists():
+    def validate_assignee(self, value) -> User | None:
+        # The user with their name, so that the task renders `assignee_user` without
+        # another query.
+        if value is None:
+            return None
+        assignee = User.objects.only("id", "username").filter(pk=value, is_active=True).first()
+        if assignee is None:
             raise serializers.ValidationError(f"No active user with id {value}.")
-        return value
+        return assignee
 
     def model_fields(self) -> dict:
-        """The validated data as Task attributes."""
-        data = dict(self.validated_data)
-        if "assignee" in data:
-            data["assignee_id"] = data.pop("assignee")
-        return data
+        """The validated data as Task attributes (`assignee` a user with id and name)."""
+        return dict(self.validated_data)
 
 
 class TaskPageSerializer(serializers.Serializer):
