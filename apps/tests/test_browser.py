@@ -25,6 +25,7 @@ from apps.tests.processes import (
     database_url_for_subprocess,
     live_relay,
 )
+from apps.users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,8 +89,10 @@ async def open_page(browser: Browser, site: str):
     test."""
     contexts, errors = [], []
 
-    async def open_() -> Page:
-        context = await browser.new_context(base_url=site, viewport={"width": 1280, "height": 860})
+    async def open_(path: str = "/", *, viewport: dict | None = None) -> Page:
+        context = await browser.new_context(
+            base_url=site, viewport=viewport or {"width": 1280, "height": 860}
+        )
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
@@ -100,7 +103,7 @@ async def open_page(browser: Browser, site: str):
                 "Content Security Policy" in message.text and errors.append(message.text)
             ),
         )
-        await page.goto("/")
+        await page.goto(path)
         return page
 
     yield open_
@@ -144,6 +147,12 @@ def task_row(page: Page, title: str):
     return page.locator("li.task").filter(has=page.get_by_role("heading", name=title, exact=True))
 
 
+async def same_row(page: Page, row):
+    """The row by its task's id: it stays found while its title is being edited (the
+    heading is then replaced by the editor)."""
+    return page.locator(f'li.task[data-id="{await row.get_attribute("data-id")}"]')
+
+
 def highlighted(page: Page, row):
     """The row while it is highlighted: only a live event does that, never a list load."""
     return row.and_(page.locator(".changed"))
@@ -155,6 +164,25 @@ async def create_task_via_api(site: str, creator, **body) -> dict:
         response = await client.post("/api/v1/tasks/", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def change_task_via_api(site: str, actor, task_id: str, action: str = "", **body) -> dict:
+    """PATCH the task (or POST to one of its actions, such as `archive/`) as `actor`."""
+    headers = await sync_to_async(auth)(actor)
+    async with httpx.AsyncClient(base_url=site) as client:
+        if action:
+            response = await client.post(f"/api/v1/tasks/{task_id}/{action}", headers=headers)
+        else:
+            response = await client.patch(f"/api/v1/tasks/{task_id}/", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def pick_person(scope, label: str, query: str, username: str) -> None:
+    """Type the start of a name into a person picker and pick `username` from its list."""
+    await scope.get_by_label(label).fill(query)
+    people = scope.get_by_role("listbox", name="People")
+    await people.get_by_role("option", name=username, exact=True).click()
 
 
 async def mark_document(page: Page) -> None:
@@ -192,12 +220,12 @@ async def test_signed_in_page_shows_live_connection_state(open_page, person):
     await expect(status).to_have_text("Live", timeout=LIVE_TIMEOUT_MS)
     await expect(status).to_have_attribute("role", "status")
     await expect(status).to_have_attribute("aria-live", "polite")
-    await expect(page.locator("#me-id")).to_have_text(str(ana.pk))
+    await expect(page.locator("#me-name")).to_have_text(ana.username)
 
 
-async def test_task_assigned_by_one_user_appears_live_for_the_assignee(open_page, person):
+async def test_task_assigned_by_name_appears_live_for_the_assignee(open_page, person):
     await sync_to_async(person)("ana")
-    bob = await sync_to_async(person)("bob")
+    await sync_to_async(person)("bob")
     ana_page, bob_page = await open_page(), await open_page()
     await sign_in_and_wait_live(ana_page, "ana")
     await sign_in_and_wait_live(bob_page, "bob")
@@ -207,7 +235,18 @@ async def test_task_assigned_by_one_user_appears_live_for_the_assignee(open_page
     await form.get_by_label("Title").fill("Prepare the release notes")
     await form.get_by_label("Description").fill("Everything since 1.4, <b>grouped</b> by area.")
     await form.get_by_label("Priority").select_option("high")
-    await form.get_by_label("Assignee user id").fill(str(bob.pk))
+    await form.get_by_label("Assignee").fill("b")
+    await expect(form.locator(".picker-status")).to_have_text(
+        "Type at least 2 letters of a username or email."
+    )
+    await expect(form.locator(".picker-option")).to_have_count(0)
+    await form.get_by_label("Assignee").fill("bo")
+    people = form.get_by_role("listbox", name="People")
+    await expect(people.get_by_role("option", name="bob", exact=True)).to_be_visible()
+    await form.get_by_label("Assignee").press("Enter")
+    await expect(form.get_by_label("Assignee")).to_have_value("bob")
+    await expect(people).to_be_hidden()
+    await expect(ana_page.locator("li.task")).to_have_count(0)  # Enter picked, not submitted
     await form.get_by_role("button", name="Create task").click()
 
     row = task_row(bob_page, "Prepare the release notes")
@@ -217,6 +256,39 @@ async def test_task_assigned_by_one_user_appears_live_for_the_assignee(open_page
     await expect(row).to_contain_text("Assigned to you")
     await expect(row.get_by_label("Status")).to_have_value("todo")
     await assert_not_reloaded(bob_page)
+    ana_row = task_row(ana_page, "Prepare the release notes")
+    await expect(ana_row.locator(".task-meta")).to_contain_text("Assigned to bob")
+    await expect(ana_row.get_by_label("Assignee")).to_have_value("bob")
+
+
+async def test_reassigning_and_unassigning_by_name_appear_live(open_page, person, site):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    await sync_to_async(person)("carol")
+    await create_task_via_api(site, ana, title="Order the stickers", assignee=bob.pk)
+    ana_page, bob_page, carol_page = await open_page(), await open_page(), await open_page()
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    await sign_in_and_wait_live(carol_page, "carol")
+    ana_row = task_row(ana_page, "Order the stickers")
+    await expect(ana_row.locator(".task-meta")).to_contain_text("Assigned to bob")
+    await expect(task_row(bob_page, "Order the stickers")).to_be_visible()
+
+    await pick_person(ana_row, "Assignee", "ca", "carol")
+
+    carol_row = task_row(carol_page, "Order the stickers")
+    await expect(highlighted(carol_page, carol_row)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    await expect(carol_row).to_contain_text("Assigned to you")
+    await expect(task_row(bob_page, "Order the stickers")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    await expect(ana_row.locator(".task-meta")).to_contain_text("Assigned to carol")
+
+    await ana_row.get_by_role("button", name="Unassign").click()
+
+    await expect(carol_row).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    await expect(ana_row.locator(".task-meta")).not_to_contain_text("Assigned to")
+    await expect(ana_row.get_by_label("Assignee")).to_have_value("")
+    await expect(ana_row.get_by_role("button", name="Unassign")).to_be_hidden()
+    task = await Task.objects.aget(title="Order the stickers")
+    assert task.assignee_id is None
 
 
 async def test_status_change_by_the_assignee_appears_live_for_the_creator(open_page, person, site):
@@ -256,22 +328,43 @@ async def test_stale_inline_edit_shows_the_current_task_and_says_so(open_page, p
     await expect(page.locator("#notice")).to_contain_text("not saved")
 
 
-async def test_invalid_assignee_shows_the_field_error_next_to_the_input(open_page, person):
+async def test_assignee_gone_inactive_shows_the_field_error_next_to_the_picker(open_page, person):
     await sync_to_async(person)("ana")
+    bob = await sync_to_async(person)("bob")
     page = await open_page()
     await sign_in_and_wait_live(page, "ana")
-
     form = page.locator("#create-form")
     await form.get_by_label("Title").fill("Water the plants")
-    await form.get_by_label("Assignee user id").fill("987654")
+    await pick_person(form, "Assignee", "bo", "bob")
+    # Picked, then deactivated before the form is sent: the API's answer is shown.
+    await User.objects.filter(pk=bob.pk).aupdate(is_active=False)
+
     await form.get_by_role("button", name="Create task").click()
 
     await expect(form.locator(".problem")).to_contain_text("Invalid input in: assignee.")
     await expect(form.locator("#create-assignee-error")).to_have_text(
-        "No active user with id 987654."
+        f"No active user with id {bob.pk}."
     )
-    await expect(form.get_by_label("Assignee user id")).to_have_attribute("aria-invalid", "true")
+    await expect(form.get_by_label("Assignee")).to_have_attribute("aria-invalid", "true")
     await expect(page.locator("li.task")).to_have_count(0)
+
+
+async def test_a_name_typed_but_matching_no_one_is_not_sent(open_page, person):
+    await sync_to_async(person)("ana")
+    page = await open_page()
+    await sign_in_and_wait_live(page, "ana")
+    form = page.locator("#create-form")
+    await form.get_by_label("Title").fill("Water the plants")
+    await form.get_by_label("Assignee").fill("zoe")
+    await expect(form.locator(".picker-status")).to_have_text("No one found for “zoe”.")
+
+    await form.get_by_role("button", name="Create task").click()
+
+    await expect(form.locator("#create-assignee-error")).to_contain_text(
+        "Pick a person from the list"
+    )
+    await expect(page.locator("li.task")).to_have_count(0)
+    assert not await Task.objects.aexists()
 
 
 async def test_new_person_registers_through_the_page_and_is_signed_in(open_page):
@@ -402,3 +495,236 @@ async def test_the_page_runs_under_a_policy_that_refuses_inline_script(browser, 
         assert any("Content Security Policy" in text for text in violations), violations
     finally:
         await context.close()
+
+
+async def test_title_and_description_edited_in_place_appear_live(open_page, person, site):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    await create_task_via_api(
+        site, ana, title="Draft the agenda", description="Three items", assignee=bob.pk
+    )
+    ana_page, bob_page = await open_page(), await open_page()
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    await mark_document(bob_page)
+    row = await same_row(ana_page, task_row(ana_page, "Draft the agenda"))
+
+    await row.get_by_role("button", name="Edit").click()
+    editor = row.locator(".task-editor")
+    await expect(editor.get_by_label("Title", exact=True)).to_be_focused()
+    await editor.get_by_label("Title", exact=True).fill("Draft the agenda for Monday")
+    await editor.get_by_label("Description", exact=True).fill("Four items,\nthe last one new")
+    await editor.get_by_role("button", name="Save").click()
+
+    bob_row = task_row(bob_page, "Draft the agenda for Monday")
+    await expect(highlighted(bob_page, bob_row)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    await expect(bob_row.locator(".task-description")).to_have_text("Four items,\nthe last one new")
+    await expect(task_row(bob_page, "Draft the agenda")).to_have_count(0)
+    await assert_not_reloaded(bob_page)
+    ana_row = task_row(ana_page, "Draft the agenda for Monday")
+    await expect(ana_row.locator(".task-editor")).to_be_hidden()
+    await expect(ana_row.get_by_role("button", name="Edit")).to_be_focused()
+    task = await Task.objects.aget(pk=(await ana_row.get_attribute("data-id")))
+    assert (task.title, task.description, task.version) == (
+        "Draft the agenda for Monday",
+        "Four items,\nthe last one new",
+        2,
+    )
+
+
+async def test_assignee_edits_the_description_but_not_the_title(open_page, person, site):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    await create_task_via_api(site, ana, title="Check the stock", assignee=bob.pk)
+    ana_page, bob_page = await open_page(), await open_page()
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    bob_row = await same_row(bob_page, task_row(bob_page, "Check the stock"))
+
+    await bob_row.get_by_role("button", name="Edit").click()
+    editor = bob_row.locator(".task-editor")
+    await expect(editor.get_by_label("Title", exact=True)).to_be_disabled()
+    await expect(editor.get_by_label("Description", exact=True)).to_be_focused()
+    await editor.get_by_label("Description", exact=True).fill("Two boxes left")
+    await editor.get_by_role("button", name="Save").click()
+
+    ana_row = task_row(ana_page, "Check the stock")
+    await expect(highlighted(ana_page, ana_row)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    await expect(ana_row.locator(".task-description")).to_have_text("Two boxes left")
+    await expect(editor).to_be_hidden()
+    await expect(bob_row.locator(".row-message")).to_be_hidden()
+
+
+async def test_stale_title_edit_shows_the_current_task_and_says_so(open_page, person, site):
+    ana = await sync_to_async(person)("ana")
+    task = await create_task_via_api(site, ana, title="Plan the trip", description="By train")
+    page = await open_page()
+    await sign_in_and_wait_live(page, "ana")
+    row = await same_row(page, task_row(page, "Plan the trip"))
+    await row.get_by_role("button", name="Edit").click()
+    await row.get_by_label("Title", exact=True).fill("Plan the summer trip")
+    # A change the page has not heard of (written around the services, so no event).
+    await Task.objects.filter(pk=task["id"]).aupdate(description="By plane", version=2)
+
+    await row.get_by_role("button", name="Save").click()
+
+    current = task_row(page, "Plan the trip")
+    await expect(current.locator(".row-message")).to_contain_text(
+        "Someone else changed this task meanwhile, so your change was not saved."
+    )
+    await expect(current.locator(".task-editor")).to_be_hidden()
+    await expect(current.locator(".task-title")).to_have_text("Plan the trip")
+    await expect(current.locator(".task-description")).to_have_text("By plane")
+    await expect(page.locator("#notice")).to_contain_text("not saved")
+    assert (await Task.objects.aget(pk=task["id"])).title == "Plan the trip"
+
+
+async def test_due_date_set_and_cleared_appear_live(open_page, person, site):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    task = await create_task_via_api(site, ana, title="File the taxes", assignee=bob.pk)
+    ana_page, bob_page = await open_page(), await open_page()
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    ana_row, bob_row = task_row(ana_page, "File the taxes"), task_row(bob_page, "File the taxes")
+    await expect(ana_row.get_by_role("button", name="Clear")).to_be_hidden()
+
+    await ana_row.get_by_label("Due").fill("2031-01-15T09:30")
+    await ana_row.get_by_label("Due").press("Enter")
+
+    await expect(bob_row.get_by_label("Due")).to_have_value(
+        "2031-01-15T09:30", timeout=LIVE_TIMEOUT_MS
+    )
+    await expect(bob_row.get_by_label("Due")).to_be_disabled()  # the assignee may not
+    saved = await Task.objects.aget(pk=task["id"])
+    assert saved.due_at is not None
+    await expect(bob_row.get_by_role("button", name="Clear")).to_be_hidden()
+
+    await ana_row.get_by_role("button", name="Clear due date").click()
+
+    await expect(bob_row.get_by_label("Due")).to_have_value("", timeout=LIVE_TIMEOUT_MS)
+    await expect(ana_row.get_by_label("Due")).to_have_value("")
+    await expect(ana_row.get_by_role("button", name="Clear")).to_be_hidden()
+    assert (await Task.objects.aget(pk=task["id"])).due_at is None
+
+
+async def test_archived_tasks_are_listed_and_restored_live(open_page, person, site):
+    ana = await sync_to_async(person)("ana")
+    old = await create_task_via_api(site, ana, title="Old idea")
+    await change_task_via_api(site, ana, old["id"], "archive/")
+    await create_task_via_api(site, ana, title="Current idea")
+    archive_page, list_page = await open_page(), await open_page()
+    await sign_in_and_wait_live(archive_page, "ana")
+    await sign_in_and_wait_live(list_page, "ana")
+    await expect(task_row(list_page, "Old idea")).to_have_count(0)
+
+    await archive_page.get_by_label("List").select_option("true")
+
+    await expect(archive_page.get_by_role("heading", name="Archived tasks")).to_be_visible()
+    archived_row = task_row(archive_page, "Old idea")
+    await expect(archived_row).to_be_visible()
+    await expect(archive_page.locator("li.task")).to_have_count(1)
+    await expect(archived_row.get_by_label("Status")).to_be_disabled()
+    await expect(archived_row.get_by_role("button", name="Archive")).to_be_hidden()
+
+    await archived_row.get_by_role("button", name="Restore").click()
+
+    await expect(archived_row).to_have_count(0)
+    await expect(archive_page.locator("#notice")).to_contain_text("Restored “Old idea”.")
+    await expect(archive_page.locator("#list-message")).to_have_text("No archived tasks.")
+    restored = task_row(list_page, "Old idea")
+    await expect(highlighted(list_page, restored)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+
+    # And the other way: archived in one tab, it appears in the other's archived list.
+    await task_row(list_page, "Current idea").get_by_role("button", name="Archive").click()
+    await expect(highlighted(archive_page, task_row(archive_page, "Current idea"))).to_be_visible(
+        timeout=LIVE_TIMEOUT_MS
+    )
+
+
+async def test_history_names_who_changed_what_and_grows_live(open_page, person, site):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    task = await create_task_via_api(site, ana, title="Fix the gate")
+    await change_task_via_api(site, ana, task["id"], status="in_progress", assignee=bob.pk)
+    page = await open_page()
+    await sign_in_and_wait_live(page, "ana")
+    history_button = task_row(page, "Fix the gate").get_by_role("button", name="History")
+
+    await history_button.click()
+
+    dialog = page.get_by_role("dialog", name="History of “Fix the gate”")
+    await expect(dialog).to_be_visible()
+    entries = dialog.locator(".history-entry")
+    await expect(entries).to_have_count(2)
+    await expect(entries.nth(0)).to_contain_text("You created the task")
+    await expect(entries.nth(1)).to_contain_text("You changed the task")
+    await expect(entries.nth(1)).to_contain_text("Status: To do → In progress")
+    await expect(entries.nth(1)).to_contain_text("Assignee: nobody → bob")
+
+    await change_task_via_api(site, bob, task["id"], status="done")
+
+    await expect(entries).to_have_count(3, timeout=LIVE_TIMEOUT_MS)
+    await expect(entries.nth(2)).to_contain_text("bob changed the task")
+    await expect(entries.nth(2)).to_contain_text("Status: In progress → Done")
+    await dialog.get_by_role("button", name="Close").click()
+    await expect(dialog).to_be_hidden()
+    await expect(history_button).to_be_focused()
+
+
+async def assert_linked(page: Page, row) -> None:
+    """The row is the one the link opened: highlighted, in view and focused."""
+    await expect(row).to_have_class(re.compile(r"\blinked\b"), timeout=LIVE_TIMEOUT_MS)
+    await expect(row).to_have_attribute("aria-current", "true")
+    await expect(row).to_be_in_viewport()
+    await expect(row).to_be_focused()
+    await expect(page.locator("li.linked")).to_have_count(1)
+
+
+async def test_email_link_opens_the_task_after_sign_in(open_page, person, site):
+    """An email's /?task=<id> survives sign-in and opens that task, even when it is older
+    than the first page of the list."""
+    ana = await sync_to_async(person)("ana")
+    linked = await create_task_via_api(site, ana, title="The one from the email")
+    await Task.objects.abulk_create(
+        Task(title=f"Newer chore {number:02}", created_by=ana) for number in range(1, 61)
+    )
+    page = await open_page(f"/?task={linked['id']}")
+    await expect(page.locator("#auth-message")).to_have_text(
+        "Sign in to see the task you were sent a link to."
+    )
+
+    await sign_in_and_wait_live(page, "ana")
+
+    row = task_row(page, "The one from the email")
+    await assert_linked(page, row)
+    await expect(page.get_by_role("button", name="Load more")).to_be_visible()
+    assert "task=" not in page.url  # done with: a reload does not jump back to it
+
+
+async def test_email_link_to_an_archived_task_opens_the_archived_list(open_page, person, site):
+    ana = await sync_to_async(person)("ana")
+    task = await create_task_via_api(site, ana, title="Archived but linked")
+    await create_task_via_api(site, ana, title="Still active")
+    await change_task_via_api(site, ana, task["id"], "archive/")
+    page = await open_page()
+    await sign_in_and_wait_live(page, "ana")
+
+    # Already signed in (the session lives in the tab): the link opens the task at once.
+    await page.goto(f"/?task={task['id']}")
+
+    await expect(page.get_by_label("List")).to_have_value("true", timeout=LIVE_TIMEOUT_MS)
+    await assert_linked(page, task_row(page, "Archived but linked"))
+    await expect(task_row(page, "Still active")).to_have_count(0)
+
+
+async def test_email_link_to_a_task_not_visible_says_so(open_page, person, site):
+    ana = await sync_to_async(person)("ana")
+    await sync_to_async(person)("bob")
+    task = await create_task_via_api(site, ana, title="Ana's secret")
+    page = await open_page(f"/?task={task['id']}")
+
+    await sign_in_and_wait_live(page, "bob")
+
+    await expect(page.locator("#notice")).to_contain_text(
+        "The task in your link is not visible to you (signed in as bob): "
+        "it was deleted, or it is not shared with you."
+    )
+    await expect(page.locator("li.task")).to_have_count(0)
+    assert "task=" not in page.url
