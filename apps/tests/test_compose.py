@@ -341,10 +341,10 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
         assert entry in ignored, entry
 
 
-def _locked_pins() -> dict[str, tuple[str, list[str]]]:
+def _locked_pins(lock: str = "scripts/requirements.lock") -> dict[str, tuple[str, list[str]]]:
     pins = {}
     name = None
-    for line in (REPO / "scripts/requirements.lock").read_text().splitlines():
+    for line in (REPO / lock).read_text().splitlines():
         line = line.strip()
         if match := re.match(r"^([A-Za-z0-9_.\-]+)==([^\s\\;]+)", line):
             name = canonicalize_name(match[1])
@@ -363,9 +363,26 @@ def test_lock_pins_every_runtime_dependency_with_hashes():
         version, _ = pins[name]
         assert requirement.specifier.contains(version), (
             f"{name}=={version} in the lock is outside pyproject.toml's {requirement.specifier};"
-            " compile the lock again (the command is at its top)"
+            " run scripts/lock"
         )
     assert all(hashes for _, hashes in pins.values())
+
+
+def test_dev_lock_pins_every_dev_dependency_and_the_runtime_pins_unchanged():
+    """scripts/run and scripts/test install from the locks (scripts/lib/venv.sh), so a
+    newcomer gets what CI tested: the dev lock must hold the runtime lock's versions and
+    every dev dependency within pyproject.toml's ranges."""
+    runtime, dev = _locked_pins(), _locked_pins("scripts/requirements-dev.lock")
+    for name, (version, _) in runtime.items():
+        assert dev.get(name, ("missing",))[0] == version, f"{name}: run scripts/lock"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for requirement in map(Requirement, project["optional-dependencies"]["dev"]):
+        if requirement.marker and not requirement.marker.evaluate():
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in dev, f"{name} is not in scripts/requirements-dev.lock; run scripts/lock"
+        assert requirement.specifier.contains(dev[name][0]), f"{name}: run scripts/lock"
+    assert all(hashes for _, hashes in dev.values())
 
 
 # --- Scripts and settings ---------------------------------------------------------------
@@ -378,6 +395,7 @@ SHELL_SCRIPTS = [
     "scripts/test",
     "scripts/reliability",
     "scripts/audit",
+    "scripts/lock",
     *sorted(str(path.relative_to(REPO)) for path in REPO.glob("scripts/lib/*.sh")),
     ".ci/run",
 ]

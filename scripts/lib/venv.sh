@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by scripts/run and scripts/test: create .venv with Python 3.11+ and install the
-# project (with the given extras) when pyproject.toml changed since the last install.
+# locked dependencies (with the given extras) when the lock changed since the last install.
 ensure_venv() {
   local extras="${1:-}"
   local python="${PYTHON:-}"
@@ -21,14 +21,24 @@ ensure_venv() {
     echo "Creating .venv with $("$python" --version)..."
     "$python" -m venv .venv
   fi
-  # One stamp per pyproject.toml version and extras; the dev install covers the plain one.
+  # Exactly what CI tested: the hash-pinned lock (scripts/requirements.lock for running,
+  # scripts/requirements-dev.lock, a superset, for the tests and tools), reinstalled when
+  # the lock changes. The dev install covers the plain one.
+  local lock=scripts/requirements.lock
+  [ "$extras" = dev ] && lock=scripts/requirements-dev.lock
   local hash
-  hash=$(sha256sum pyproject.toml | cut -c1-16)
+  hash=$(cat pyproject.toml "$lock" | sha256sum | cut -c1-16)
   local stamp=".venv/.installed-$hash-${extras:-base}"
-  if [ ! -f "$stamp" ] && ! { [ -z "$extras" ] && [ -f ".venv/.installed-$hash-dev" ]; }; then
-    echo "Installing dependencies into .venv..."
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check ".${extras:+[$extras]}"
+  local dev_stamp
+  dev_stamp=".venv/.installed-$(cat pyproject.toml scripts/requirements-dev.lock | sha256sum | cut -c1-16)-dev"
+  if [ ! -f "$stamp" ] && ! { [ -z "$extras" ] && [ -f "$dev_stamp" ]; }; then
+    echo "Installing dependencies into .venv from $lock..."
+    if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+      --require-hashes -r "$lock"; then
+      echo "error: installing $lock failed (above); after changing pyproject.toml," \
+        "update the locks with scripts/lock." >&2
+      exit 1
+    fi
     find .venv -maxdepth 1 -name '.installed-*' ! -name ".installed-$hash-*" -delete
     touch "$stamp"
   fi

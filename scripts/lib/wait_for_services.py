@@ -7,8 +7,13 @@ DATABASE_WAIT_SECONDS and REDIS_WAIT_SECONDS (60 each). A port that is open is n
 enough: PostgreSQL's image answers `pg_isready` on its socket while it is still
 initialising, so this logs in to the very database and pings Redis with its password.
 scripts/lib/check_postgres.py and check_redis.py use the same functions for the tests.
+
+`--create-database` (scripts/run uses it) creates the database DATABASE_URL names when
+the server has none by that name and the user may create it; when the user may not, it
+stops with one line saying how to create it. A missing database is never waited for.
 """
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -16,6 +21,8 @@ from urllib.parse import urlsplit
 
 import environ
 import psycopg
+import psycopg.errors
+import psycopg.sql
 import redis
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -24,6 +31,10 @@ RETRY_INTERVAL_SECONDS = 0.5
 
 class ServiceUnavailable(Exception):
     """The service did not accept a connection before the deadline."""
+
+
+class DatabaseMissing(ServiceUnavailable):
+    """The server answered, but has no database by that name: waiting will not help."""
 
 
 def postgres_location(url: str, dbname: str | None = None) -> str:
@@ -43,7 +54,51 @@ def redis_location(url: str) -> str:
 
 def wait_for_postgres(url: str, *, timeout: float, dbname: str | None = None) -> float:
     """Connect to the database of `url` (or to `dbname` on that server) until it answers;
-    returns the seconds it took. Raises ServiceUnavailable with the last error."""
+    returns the seconds it took. Raises ServiceUnavailable with the last error, and
+    DatabaseMissing at once when the server says the database does not exist."""
+    params = _postgres_params(url, dbname)
+
+    def attempt(remaining: float) -> None:
+        connect_timeout = max(1, min(5, int(remaining)))
+        try:
+            psycopg.connect(**params, connect_timeout=connect_timeout).close()
+        except psycopg.OperationalError as exc:
+            # libpq reports a failed connection without its SQLSTATE, so the server's
+            # own wording is all there is to tell a missing database by.
+            if f'database "{params["dbname"]}" does not exist' in str(exc):
+                raise DatabaseMissing(
+                    f"PostgreSQL at {postgres_location(url, dbname)} has no database "
+                    f"{params['dbname']!r}"
+                ) from exc
+            raise
+
+    return _wait("PostgreSQL", postgres_location(url, dbname), attempt, psycopg.Error, timeout)
+
+
+def create_database(url: str) -> None:
+    """Create the database `url` names, connected to the server's `postgres` database.
+    Raises ServiceUnavailable with one line on how to create it when that is refused."""
+    params = _postgres_params(url, "postgres")
+    name = environ.Env.db_url_config(url)["NAME"]
+    try:
+        with psycopg.connect(**params, connect_timeout=5, autocommit=True) as connection:
+            connection.execute(
+                psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name))
+            )
+    except psycopg.errors.DuplicateDatabase:
+        return  # created meanwhile by someone else: just as good
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())
+        host, port = params["host"] or "localhost", params["port"] or 5432
+        raise ServiceUnavailable(
+            f"PostgreSQL at {host}:{port} has no database {name!r}, and "
+            f"{params['user']!r} could not create it ({reason}); create it as a user who "
+            f"may (createdb -h {host} -p {port} -U postgres -O {params['user']} {name}), "
+            "or point DATABASE_URL at a database that exists."
+        ) from exc
+
+
+def _postgres_params(url: str, dbname: str | None) -> dict:
     config = environ.Env.db_url_config(url)
     params = {
         "host": config["HOST"] or None,
@@ -56,12 +111,7 @@ def wait_for_postgres(url: str, *, timeout: float, dbname: str | None = None) ->
     params.update(
         {key: value for key, value in config.get("OPTIONS", {}).items() if isinstance(value, str)}
     )
-
-    def attempt(remaining: float) -> None:
-        connect_timeout = max(1, min(5, int(remaining)))
-        psycopg.connect(**params, connect_timeout=connect_timeout).close()
-
-    return _wait("PostgreSQL", postgres_location(url, dbname), attempt, psycopg.Error, timeout)
+    return params
 
 
 def wait_for_redis(url: str, *, timeout: float) -> float:
@@ -86,6 +136,8 @@ def _wait(name, location, attempt, errors, timeout: float) -> float:
         try:
             attempt(deadline - time.monotonic())
             return time.monotonic() - started
+        except DatabaseMissing:
+            raise
         except errors as exc:
             last_error = " ".join(str(exc).split()) or type(exc).__name__
         if time.monotonic() + RETRY_INTERVAL_SECONDS > deadline:
@@ -106,6 +158,13 @@ def _say(message: str) -> None:
 def main() -> int:
     """Wait for the services that the environment names; 1 with a message if one never
     answers."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--create-database",
+        action="store_true",
+        help="create DATABASE_URL's database when the server has none by that name",
+    )
+    args = parser.parse_args()
     if (BASE_DIR / ".env").is_file():
         environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
     env = environ.Env()
@@ -115,9 +174,15 @@ def main() -> int:
         if database_url and environ.Env.db_url_config(database_url)["ENGINE"].endswith(
             "postgresql"
         ):
-            waited = wait_for_postgres(
-                database_url, timeout=env.float("DATABASE_WAIT_SECONDS", default=60)
-            )
+            timeout = env.float("DATABASE_WAIT_SECONDS", default=60)
+            try:
+                waited = wait_for_postgres(database_url, timeout=timeout)
+            except DatabaseMissing:
+                if not args.create_database:
+                    raise
+                create_database(database_url)
+                _say(f"Created the database {postgres_location(database_url)}.")
+                waited = wait_for_postgres(database_url, timeout=timeout)
             _say(f"PostgreSQL at {postgres_location(database_url)} is up ({waited:.1f}s).")
         if redis_url:
             waited = wait_for_redis(redis_url, timeout=env.float("REDIS_WAIT_SECONDS", default=60))

@@ -26,6 +26,7 @@ class PriorityField(serializers.ChoiceField):
 class TaskSerializer(serializers.ModelSerializer):
     priority = PriorityField(default="medium")
     created_by = UserRefSerializer(read_only=True)
+    assignee_user = UserRefSerializer(source="assignee", read_only=True, allow_null=True)
 
     class Meta:
         model = Task
@@ -38,6 +39,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "due_at",
             "metadata",
             "assignee",
+            "assignee_user",
             "created_by",
             "archived_at",
             "version",

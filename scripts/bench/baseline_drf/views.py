@@ -20,7 +20,7 @@ class VisibleTasksMixin:
 
     def get_queryset(self):
         user = self.request.user
-        return Task.objects.select_related("created_by").filter(
+        return Task.objects.select_related("created_by", "assignee").filter(
             Q(created_by=user) | Q(assignee=user)
         )
 
