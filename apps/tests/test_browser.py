@@ -728,3 +728,39 @@ async def test_email_link_to_a_task_not_visible_says_so(open_page, person, site)
     )
     await expect(page.locator("li.task")).to_have_count(0)
     assert "task=" not in page.url
+
+
+@pytest.mark.parametrize("width", [320, 360, 390])
+async def test_phone_layout_has_room_for_the_due_date(open_page, person, site, width):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    await create_task_via_api(
+        site, ana, title="Call the plumber", due_at="2031-12-28T23:45:00Z", assignee=bob.pk
+    )
+    page = await open_page(viewport={"width": width, "height": 740})
+    await sign_in_and_wait_live(page, "ana")
+    due = task_row(page, "Call the plumber").get_by_label("Due")
+    await expect(due).not_to_have_value("")
+
+    # The width the browser itself gives a date-time input with this value and font.
+    widths = await due.evaluate(
+        """(input) => {
+            const style = getComputedStyle(input);
+            const probe = document.createElement("input");
+            probe.type = "datetime-local";
+            probe.value = input.value;
+            for (const name of ["font", "padding", "border", "boxSizing", "letterSpacing"]) {
+                probe.style[name] = style[name];
+            }
+            probe.style.width = "auto";
+            document.body.append(probe);
+            const needed = probe.getBoundingClientRect().width;
+            probe.remove();
+            const box = input.getBoundingClientRect();
+            const row = input.closest("li.task").getBoundingClientRect();
+            return {needed, has: box.width, right: box.right, rowRight: row.right,
+                    pageWidth: document.documentElement.scrollWidth, viewport: innerWidth};
+        }"""
+    )
+    assert widths["has"] >= widths["needed"], widths
+    assert widths["right"] <= widths["rowRight"], widths
+    assert widths["pageWidth"] <= widths["viewport"], widths
