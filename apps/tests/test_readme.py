@@ -331,7 +331,8 @@ def test_each_process_started_by_hand_and_the_json_log_recipes(checkout, fresh_d
     ready = {
         "worker": r"celery@\S+ ready",
         "relay_events": r"relay listening for committed events",
-        "beat": r"beat: Starting",
+        # Past its start: Ctrl-C while beat opens its schedule file ends in a traceback.
+        "beat": r"Sending due task",
     }
     for command in commands:
         (what,) = [what for what in ready if f" {what} " in command]
