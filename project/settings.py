@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.common",
     "apps.users",
     "apps.tasks",
+    "apps.web",
     "realtime",
 ]
 

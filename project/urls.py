@@ -3,10 +3,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.common import views as common_views
 from apps.users.api.urls import user_urlpatterns
-from realtime import views as realtime_views
 
 urlpatterns = [
-    path("", realtime_views.index, name="index"),
+    path("", include("apps.web.urls")),
     path("healthz", common_views.healthz, name="healthz"),
     path("readyz", common_views.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

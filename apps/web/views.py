@@ -16,6 +16,6 @@ CONTENT_SECURITY_POLICY = (
 @require_safe
 async def index(request):
     """Serve the page. It holds no data: the browser signs in and loads everything itself."""
-    response = render(request, "realtime/index.html")
+    response = render(request, "web/index.html")
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.format(host=request.get_host())
     return response
