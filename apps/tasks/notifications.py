@@ -12,8 +12,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.html import escape
 
 from apps.tasks.models import DeliveryStatus, EmailDelivery, EventType, TaskEvent
 from apps.users.models import EmailNotifications, User
@@ -164,7 +164,7 @@ def _deliver_locked(delivery_id: int) -> SendOutcome:
     try:
         if task is None:
             raise LookupError("the task's snapshot was pruned from the event log")
-        _send(_message(delivery, task))
+        _send(build_email(delivery, task))
     except (smtplib.SMTPException, OSError, LookupError) as exc:
         kept_connection.discard()
         delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -263,46 +263,40 @@ def _full_snapshot(event: TaskEvent) -> dict | None:
     )
 
 
-def _message(delivery: EmailDelivery, task: dict) -> EmailMultiAlternatives:
-    event, user = delivery.event, delivery.user
+def build_email(delivery: EmailDelivery, task: dict) -> EmailMultiAlternatives:
+    """The email of `delivery` about its event, `task` being the task as the event shows
+    it; the bodies are the templates tasks/email/event.txt and event.html."""
+    event = delivery.event
     title = task["title"]
     verb = _VERBS.get(event.type, "has changed")
-    actor = (event.actor_snapshot or {}).get("username", "Taskhub")
-    status = _STATUS_LABELS.get(task["status"], task["status"])
-    due = task["due_at"] or "no due date"
-    link = f"{settings.SITE_URL.rstrip('/')}/?task={task['id']}"
-    changes = list((event.changes or {}).items())
-    change_lines = "".join(f"  {field}: {old} → {new}\n" for field, (old, new) in changes)
-    text = (
-        f"Hello {user.username},\n\n"
-        f"Task “{title}” {verb}"
-        + (f" by {actor}" if event.actor_snapshot else "")
-        + f".\n\nStatus: {status}\nDue: {due}\n"
-        + (f"Changes:\n{change_lines}" if changes else "")
-        + f"\nOpen it: {link}\n"
-    )
-    change_rows = "".join(
-        f"<li><b>{escape(field)}</b>: {escape(str(old))} → {escape(str(new))}</li>"
-        for field, (old, new) in changes
-    )
-    html = (
-        f"<p>Hello {escape(user.username)},</p>"
-        f"<p>Task <b>{escape(title)}</b> {verb}"
-        + (f" by {escape(actor)}" if event.actor_snapshot else "")
-        + f".</p><p>Status: {escape(status)}<br>Due: {escape(due)}</p>"
-        + (f"<ul>{change_rows}</ul>" if change_rows else "")
-        + f'<p><a href="{escape(link)}">Open the task</a></p>'
-    )
+    context = {
+        "username": delivery.user.username,
+        "title": title,
+        "verb": verb,
+        # The system's own events (reminders, purges) are by nobody.
+        "actor": event.actor_snapshot.get("username", "Taskhub") if event.actor_snapshot else None,
+        "status": _STATUS_LABELS.get(task["status"], task["status"]),
+        "due": task["due_at"] or "no due date",
+        "link": f"{settings.SITE_URL.rstrip('/')}/?task={task['id']}",
+        "changes": [
+            (field, str(old), str(new)) for field, (old, new) in (event.changes or {}).items()
+        ],
+    }
     message = EmailMultiAlternatives(
         subject=f"Task “{' '.join(title.split())}” {verb}",  # no line breaks in a header
-        body=text,
+        body=_render("tasks/email/event.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[delivery.email],
         # The same id on every attempt, so a mail system can tell a resend from news.
         headers={"Message-ID": f"<taskhub-delivery-{delivery.pk}@{_mail_domain()}>"},
     )
-    message.attach_alternative(html, "text/html")
+    message.attach_alternative(_render("tasks/email/event.html", context), "text/html")
     return message
+
+
+def _render(template_name: str, context: dict) -> str:
+    # The line break that ends the template file is not part of the body.
+    return render_to_string(template_name, context).removesuffix("\n")
 
 
 def _mail_domain() -> str:

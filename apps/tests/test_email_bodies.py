@@ -1,0 +1,121 @@
+"""The email of each kind of event, text and HTML, exactly as it is sent (the bodies are
+Django templates: apps/tasks/templates/tasks/email/). Built in memory: no database."""
+
+import pytest
+
+from apps.tasks.models import EmailDelivery, EventType, TaskEvent
+from apps.tasks.notifications import build_email
+from apps.users.models import User
+
+TASK = {
+    "id": "0b5f8f9e-2d3c-4a51-9e1c-7f6a3b2c1d00",
+    "title": "Ship <the> release & party",
+    "status": "in_progress",
+    "due_at": "2026-12-24T18:00:00Z",
+}
+ANA = {"id": 1, "username": "ana"}
+LINK = "http://tasks.test/?task=0b5f8f9e-2d3c-4a51-9e1c-7f6a3b2c1d00"
+
+
+@pytest.fixture(autouse=True)
+def _site(settings):
+    settings.SITE_URL = "http://tasks.test/"
+    settings.DEFAULT_FROM_EMAIL = "Taskhub <taskhub@mail.test>"
+
+
+def email_for(event_type, *, actor=ANA, changes=None, task=TASK, to="bob"):
+    event = TaskEvent(
+        type=event_type, task_id=task["id"], actor_snapshot=actor, task_snapshot=task,
+        changes=changes,
+    )  # fmt: skip
+    delivery = EmailDelivery(pk=42, event=event, user=User(username=to), email=f"{to}@example.com")
+    return build_email(delivery, task)
+
+
+def bodies(message) -> tuple[str, str]:
+    [(html, mimetype)] = message.alternatives
+    assert mimetype == "text/html"
+    return message.body, html
+
+
+@pytest.mark.parametrize(
+    ("event_type", "verb"),
+    [
+        (EventType.CREATED, "has been created"),
+        (EventType.ARCHIVED, "has been archived"),
+        (EventType.RESTORED, "has been restored"),
+        (EventType.DELETED, "has been deleted"),
+    ],
+)
+def test_an_event_by_someone_names_them(event_type, verb):
+    message = email_for(event_type)
+    assert message.subject == f"Task “Ship <the> release & party” {verb}"
+    assert message.to == ["bob@example.com"]
+    assert message.extra_headers["Message-ID"] == "<taskhub-delivery-42@mail.test>"
+    assert bodies(message) == (
+        "Hello bob,\n"
+        "\n"
+        f"Task “Ship <the> release & party” {verb} by ana.\n"
+        "\n"
+        "Status: In progress\n"
+        "Due: 2026-12-24T18:00:00Z\n"
+        "\n"
+        f"Open it: {LINK}\n",
+        "<p>Hello bob,</p>"
+        f"<p>Task <b>Ship &lt;the&gt; release &amp; party</b> {verb} by ana.</p>"
+        "<p>Status: In progress<br>Due: 2026-12-24T18:00:00Z</p>"
+        f'<p><a href="{LINK}">Open the task</a></p>',
+    )
+
+
+def test_an_update_lists_its_changes():
+    changes = {
+        "title": ["Ship", "Ship <the> release & party"],
+        "assignee": [None, 2],
+        "metadata": [{}, {"tag": "<x>"}],
+    }
+    message = email_for(EventType.UPDATED, changes=changes)
+    assert message.subject == "Task “Ship <the> release & party” has been updated"
+    assert bodies(message) == (
+        "Hello bob,\n"
+        "\n"
+        "Task “Ship <the> release & party” has been updated by ana.\n"
+        "\n"
+        "Status: In progress\n"
+        "Due: 2026-12-24T18:00:00Z\n"
+        "Changes:\n"
+        "  title: Ship → Ship <the> release & party\n"
+        "  assignee: None → 2\n"
+        "  metadata: {} → {'tag': '<x>'}\n"
+        "\n"
+        f"Open it: {LINK}\n",
+        "<p>Hello bob,</p>"
+        "<p>Task <b>Ship &lt;the&gt; release &amp; party</b> has been updated by ana.</p>"
+        "<p>Status: In progress<br>Due: 2026-12-24T18:00:00Z</p>"
+        "<ul>"
+        "<li><b>title</b>: Ship → Ship &lt;the&gt; release &amp; party</li>"
+        "<li><b>assignee</b>: None → 2</li>"
+        "<li><b>metadata</b>: {} → {&#x27;tag&#x27;: &#x27;&lt;x&gt;&#x27;}</li>"
+        "</ul>"
+        f'<p><a href="{LINK}">Open the task</a></p>',
+    )
+
+
+def test_a_reminder_has_no_actor_and_a_task_may_have_no_due_date():
+    task = {**TASK, "title": "Call\nthe  bank", "status": "todo", "due_at": None}
+    message = email_for(EventType.DUE_SOON, actor=None, task=task, to="<eve>")
+    assert message.subject == "Task “Call the bank” is due soon"  # one line, as a header
+    assert bodies(message) == (
+        "Hello <eve>,\n"
+        "\n"
+        "Task “Call\nthe  bank” is due soon.\n"
+        "\n"
+        "Status: To do\n"
+        "Due: no due date\n"
+        "\n"
+        f"Open it: {LINK}\n",
+        "<p>Hello &lt;eve&gt;,</p>"
+        "<p>Task <b>Call\nthe  bank</b> is due soon.</p>"
+        "<p>Status: To do<br>Due: no due date</p>"
+        f'<p><a href="{LINK}">Open the task</a></p>',
+    )
