@@ -13,7 +13,8 @@ MAX_USER_ID = 2**63 - 1
 
 class TaskSerializer(StrictSerializer):
     """Validates task input and describes the task in the schema; output is rendered by
-    `apps.tasks.representation.task_representation`, which a test keeps in step."""
+    `apps.tasks.representation.task_representation`, kept in step with it by
+    apps/tests/test_task_representation.py."""
 
     id = serializers.UUIDField(read_only=True)
     title = TextField(max_length=200)
