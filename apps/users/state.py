@@ -222,13 +222,11 @@ def _fill(state: UserState | None) -> UserState | None:
     return state
 
 
-def refresh_user_state(user_id: int) -> None:
-    """Overwrite the stored state with the committed one (or drop it for a deleted user),
-    and close the user's open sockets if they lost access. Called after every committed
-    change to a user."""
+def refresh_user_state(user_id: int) -> bool:
+    """Overwrite the stored state with the committed one (or drop it for a deleted user).
+    Called after every committed change to a user; returns whether the user still has
+    access (is active), so that the caller closes their open sockets if not."""
     state = load_user_state(user_id)
-    if state is None or not state.is_active:
-        _revoke_live_access(user_id)
     store = _states()
     try:
         store.put(user_id, state)
@@ -241,15 +239,7 @@ def refresh_user_state(user_id: int) -> None:
             exc,
             STATE_TTL_SECONDS,
         )
-
-
-def _revoke_live_access(user_id: int) -> None:
-    from realtime.publisher import revoke_live_access
-
-    try:
-        revoke_live_access([user_id])
-    except Exception as exc:  # the relay sends the same notice; never fail the change
-        logger.error("Could not close the open sockets of user %s (%s)", user_id, exc)
+    return state is not None and state.is_active
 
 
 STATE_SQL = f"SELECT {', '.join(STATE_FIELDS)} FROM {User._meta.db_table} WHERE id = ANY(%s)"
