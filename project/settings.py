@@ -229,7 +229,6 @@ CELERY_TASK_QUEUES = [Queue("celery", routing_key="celery"), Queue("email", rout
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "tasks.send_email_deliveries": {"queue": "email"},
-    "tasks.send_email_delivery": {"queue": "email"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = 40
 CELERY_TASK_TIME_LIMIT = 50
@@ -307,7 +306,7 @@ SIMPLE_JWT = {
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "apps.users.authentication.AccessTokenAuthentication",
+        "apps.users.api.authentication.AccessTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["apps.common.parsers.StrictJSONParser"],

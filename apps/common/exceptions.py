@@ -1,4 +1,5 @@
-"""The REST framework exception handler: every error becomes RFC 9457 problem+json."""
+"""The REST framework exception handler: every error becomes RFC 9457 problem+json,
+the project's own errors (`apps.common.errors`) included."""
 
 import logging
 import threading
@@ -9,6 +10,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from apps.common import errors as domain
 from apps.common.problems import PROBLEM_CONTENT_TYPE, problem_body
 from apps.common.ratelimit import retry_after
 
@@ -89,10 +91,45 @@ def _first_code(codes) -> str:
     return str(codes)
 
 
+# The status of each of the project's own errors; a subclass takes its parent's.
+DOMAIN_STATUSES: dict[type[domain.DomainError], int] = {
+    domain.NotFound: status.HTTP_404_NOT_FOUND,
+    domain.NotAllowed: status.HTTP_403_FORBIDDEN,
+    domain.Archived: status.HTTP_409_CONFLICT,
+    domain.StaleVersion: status.HTTP_412_PRECONDITION_FAILED,
+    domain.IdempotencyKeyInUse: status.HTTP_409_CONFLICT,
+    domain.IdempotencyKeyReused: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    domain.InvalidInput: status.HTTP_400_BAD_REQUEST,
+    domain.CredentialsRejected: status.HTTP_401_UNAUTHORIZED,
+}
+
+
+def api_exception(exc: domain.DomainError, context) -> exceptions.APIException:
+    """The API's form of one of the project's own errors."""
+    if isinstance(exc, domain.InvalidInput):
+        return exceptions.ValidationError(exc.errors)
+    if isinstance(exc, domain.CredentialsRejected):
+        # As DRF's own handling of AuthenticationFailed: 401 with the view's challenge,
+        # or 403 on a view that has none.
+        failed = exceptions.AuthenticationFailed(exc.message, code=exc.code)
+        view, request = context.get("view"), context.get("request")
+        challenge = view.get_authenticate_header(request) if view and request else None
+        if challenge:
+            failed.auth_header = challenge
+        else:
+            failed.status_code = status.HTTP_403_FORBIDDEN
+        return failed
+    status_code = next(code for kind, code in DOMAIN_STATUSES.items() if isinstance(exc, kind))
+    extensions = {"current": exc.current} if isinstance(exc, domain.StaleVersion) else {}
+    return Problem(exc.message, status_code=status_code, code=exc.code, **extensions)
+
+
 def problem_exception_handler(exc, context):
     """Render `exc` as problem+json; unexpected exceptions are logged and become a 500
     without any detail of the failure leaking to the client."""
-    if isinstance(exc, Http404):
+    if isinstance(exc, domain.DomainError):
+        exc = api_exception(exc, context)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()

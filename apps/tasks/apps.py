@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class TasksConfig(AppConfig):
     name = "apps.tasks"
     label = "tasks"
+
+    def ready(self):
+        # Register the Celery jobs in every process: a change queues its email job by
+        # name (apps.tasks.events), which needs the job known to this process's app.
+        from apps.tasks import jobs  # noqa: F401

@@ -1,6 +1,7 @@
-"""Celery jobs: send the emails that each change decided, and the periodic upkeep that
-Celery beat runs (schedule: `CELERY_BEAT_SCHEDULE` in settings). Live events do not go
-through Celery: the relay (realtime/relay.py) publishes them.
+"""Celery jobs: send the emails that each change decided (`apps.tasks.notifications`),
+and run the periodic upkeep (`apps.tasks.upkeep`) on Celery beat's schedule
+(`CELERY_BEAT_SCHEDULE` in settings), in batches within a time budget. Live events do not
+go through Celery: the relay (realtime/relay.py) publishes them.
 
 Jobs take primary keys, re-read the rows, tolerate them being gone, and may run twice
 (acks_late): every one of them is idempotent.
@@ -14,7 +15,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.tasks import notifications, services
+from apps.tasks import notifications, upkeep
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +45,6 @@ def send_email_deliveries(delivery_ids: list[int]) -> None:
         )  # fmt: skip
 
 
-@shared_task(name="tasks.send_email_delivery", ignore_result=True)
-def send_email_delivery(delivery_id: int) -> None:
-    """One email: the job that earlier versions queued, still run for their messages."""
-    send_email_deliveries(delivery_ids=[delivery_id])
-
-
 @shared_task(name="tasks.send_due_reminders", ignore_result=True)
 def send_due_reminders() -> int:
     """Every minute: one `task.due_soon` event (and its emails) per open task due within
@@ -58,7 +53,7 @@ def send_due_reminders() -> int:
     return _in_batches(
         "send_due_reminders",
         "reminded",
-        lambda size: services.remind_due_tasks(now=timezone.now(), lead=lead, batch_size=size),
+        lambda size: upkeep.remind_due_tasks(now=timezone.now(), lead=lead, batch_size=size),
         batch_size=100,
     )
 
@@ -70,7 +65,7 @@ def purge_archived_tasks() -> int:
     return _in_batches(
         "purge_archived_tasks",
         "deleted",
-        lambda size: services.purge_archived_tasks(archived_before=cutoff, batch_size=size),
+        lambda size: upkeep.purge_archived_tasks(archived_before=cutoff, batch_size=size),
         batch_size=100,
     )
 
@@ -82,7 +77,7 @@ def prune_event_log() -> int:
     return _in_batches(
         "prune_event_log",
         "removed",
-        lambda size: services.prune_event_log(created_before=cutoff, batch_size=size),
+        lambda size: upkeep.prune_event_log(created_before=cutoff, batch_size=size),
         batch_size=1000,
     )
 
@@ -94,7 +89,7 @@ def prune_idempotency_records() -> int:
     return _in_batches(
         "prune_idempotency_records",
         "removed",
-        lambda size: services.prune_idempotency_records(created_before=cutoff, batch_size=size),
+        lambda size: upkeep.prune_idempotency_records(created_before=cutoff, batch_size=size),
         batch_size=1000,
     )
 

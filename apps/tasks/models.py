@@ -161,19 +161,24 @@ class StreamEntry(models.Model):
         return f"user {self.user_id} seq {self.seq}: event {self.event_id}"
 
 
+# Violated by a second request with the same Idempotency-Key (apps.tasks.services).
+IDEMPOTENCY_KEY_CONSTRAINT = "idempotency_user_key"
+
+
 class IdempotencyRecord(models.Model):
-    """The first response to a `POST tasks/` with an Idempotency-Key, kept 24 hours."""
+    """The first response to a `POST tasks/` with an Idempotency-Key, kept 24 hours.
+    `task_id` is None while the first request is still creating its task."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
-    task_id = models.UUIDField()
+    task_id = models.UUIDField(null=True)
     response_body = models.JSONField()
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key"),
+            models.UniqueConstraint(fields=["user", "key"], name=IDEMPOTENCY_KEY_CONSTRAINT),
         ]
 
     def __str__(self) -> str:

@@ -24,7 +24,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from apps.tasks import jobs, notifications, services
+from apps.tasks import events, jobs, notifications, services
 from apps.tasks.models import DeliveryStatus, EmailDelivery, EventType, TaskEvent
 from apps.tests.processes import (
     Inbox,
@@ -318,7 +318,7 @@ def test_a_change_queues_one_job_with_all_its_emails(ana, bob):
         broker = connection.default_channel.client
         broker.delete("email")
         event = create_task(ana, title="One job", assignee_id=bob.pk)
-        services.wait_for_email_hand_offs()
+        events.wait_for_email_hand_offs()
         assert broker.llen("email") == 1
         message = json.loads(broker.lindex("email", 0))
         body = json.loads(base64.b64decode(message["body"]))
@@ -335,7 +335,7 @@ def test_a_change_is_done_before_its_emails_reach_the_broker(ana, bob):
     from project.celery import app
 
     stuck = threading.Event()
-    services._email_hand_off.submit(stuck.wait, 10)
+    events._email_hand_off.submit(stuck.wait, 10)
     with app.connection_for_write() as connection:
         broker = connection.default_channel.client
         broker.delete("email")
@@ -345,7 +345,7 @@ def test_a_change_is_done_before_its_emails_reach_the_broker(ana, bob):
             assert broker.llen("email") == 0
         finally:
             stuck.set()
-        services.wait_for_email_hand_offs()
+        events.wait_for_email_hand_offs()
         assert broker.llen("email") == 1
         broker.delete("email")
 

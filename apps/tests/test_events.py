@@ -11,7 +11,7 @@ from django.apps import apps as django_apps
 from django.db import connection
 from django.utils import timezone
 
-from apps.tasks import services
+from apps.tasks import upkeep
 from apps.tasks.models import (
     EventStream,
     EventType,
@@ -352,7 +352,7 @@ async def test_reminders_name_the_assignee(ana, bob):
     task = await Task.objects.acreate(
         title="Soon", created_by=ana, assignee=bob, due_at=now + timedelta(minutes=5)
     )
-    assert await sync_to_async(services.remind_due_tasks)(now=now, lead=timedelta(hours=1)) == 1
+    assert await sync_to_async(upkeep.remind_due_tasks)(now=now, lead=timedelta(hours=1)) == 1
     event = await last_event_of(task.pk)
     assert event.type == EventType.DUE_SOON
     assert event.task_snapshot["assignee_user"] == {"id": bob.pk, "username": "bob"}

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from apps.tasks import jobs, services
+from apps.tasks import jobs, services, upkeep
 from apps.tasks.models import (
     EventType,
     IdempotencyRecord,
@@ -37,8 +37,8 @@ def due_soon_events(task) -> list[TaskEvent]:
 def test_task_due_within_the_lead_time_is_reminded_once(ana, bob):
     now = timezone.now()
     task = make_task(ana, due_at=now + timedelta(minutes=10), assignee_id=bob.pk)
-    assert services.remind_due_tasks(now=now, lead=LEAD) == 1
-    assert services.remind_due_tasks(now=now + timedelta(minutes=1), lead=LEAD) == 0
+    assert upkeep.remind_due_tasks(now=now, lead=LEAD) == 1
+    assert upkeep.remind_due_tasks(now=now + timedelta(minutes=1), lead=LEAD) == 0
     [event] = due_soon_events(task)
     assert event.actor is None
     assert event.task_snapshot["id"] == str(task.pk)
@@ -49,7 +49,7 @@ def test_task_due_within_the_lead_time_is_reminded_once(ana, bob):
 def test_reminder_does_not_change_the_task_version(ana):
     now = timezone.now()
     task = make_task(ana, due_at=now + timedelta(minutes=10))
-    services.remind_due_tasks(now=now, lead=LEAD)
+    upkeep.remind_due_tasks(now=now, lead=LEAD)
     task.refresh_from_db()
     assert task.version == 1
 
@@ -57,15 +57,15 @@ def test_reminder_does_not_change_the_task_version(ana):
 def test_task_due_later_than_the_lead_time_is_not_reminded_yet(ana):
     now = timezone.now()
     task = make_task(ana, due_at=now + LEAD + timedelta(minutes=1))
-    assert services.remind_due_tasks(now=now, lead=LEAD) == 0
-    assert services.remind_due_tasks(now=now + timedelta(minutes=2), lead=LEAD) == 1
+    assert upkeep.remind_due_tasks(now=now, lead=LEAD) == 0
+    assert upkeep.remind_due_tasks(now=now + timedelta(minutes=2), lead=LEAD) == 1
     assert len(due_soon_events(task)) == 1
 
 
 def test_task_due_in_the_past_when_created_is_not_reminded(ana):
     now = timezone.now()
     task = make_task(ana, due_at=now - timedelta(minutes=5))
-    assert services.remind_due_tasks(now=now, lead=LEAD) == 0
+    assert upkeep.remind_due_tasks(now=now, lead=LEAD) == 0
     assert due_soon_events(task) == []
 
 
@@ -74,16 +74,16 @@ def test_done_and_archived_tasks_are_not_reminded(ana):
     done = make_task(ana, due_at=now + timedelta(minutes=10), status=Status.DONE)
     archived = make_task(ana, due_at=now + timedelta(minutes=10))
     services.task_archive(task_id=archived.pk, actor=ana)
-    assert services.remind_due_tasks(now=now, lead=LEAD) == 0
+    assert upkeep.remind_due_tasks(now=now, lead=LEAD) == 0
     assert due_soon_events(done) == due_soon_events(archived) == []
 
 
 def test_changing_the_due_date_rearms_the_reminder(ana):
     now = timezone.now()
     task = make_task(ana, due_at=now + timedelta(minutes=10))
-    services.remind_due_tasks(now=now, lead=LEAD)
+    upkeep.remind_due_tasks(now=now, lead=LEAD)
     services.task_update(task_id=task.pk, actor=ana, data={"due_at": now + timedelta(minutes=30)})
-    assert services.remind_due_tasks(now=now, lead=LEAD) == 1
+    assert upkeep.remind_due_tasks(now=now, lead=LEAD) == 1
     assert len(due_soon_events(task)) == 2
 
 
@@ -96,7 +96,7 @@ def test_two_reminder_runs_at_once_remind_each_task_once(ana):
     def run():
         barrier.wait()
         try:
-            counts.append(services.remind_due_tasks(now=now, lead=LEAD, batch_size=100))
+            counts.append(upkeep.remind_due_tasks(now=now, lead=LEAD, batch_size=100))
         finally:
             connections.close_all()
 
@@ -193,8 +193,7 @@ def test_each_job_is_queued_once_on_its_own_queue():
         for queue in ("celery", "email"):
             broker.delete(queue)
         jobs.send_email_deliveries.delay([0])
-        jobs.send_email_delivery.delay(0)
         jobs.prune_idempotency_records.delay()
-        assert (broker.llen("email"), broker.llen("celery")) == (2, 1)
+        assert (broker.llen("email"), broker.llen("celery")) == (1, 1)
         for queue in ("celery", "email"):
             broker.delete(queue)

@@ -6,4 +6,4 @@ from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 class AccessTokenScheme(SimpleJWTScheme):
     """`AccessTokenAuthentication` takes the same bearer tokens as simplejwt's."""
 
-    target_class = "apps.users.authentication.AccessTokenAuthentication"
+    target_class = "apps.users.api.authentication.AccessTokenAuthentication"

@@ -1,32 +1,34 @@
-"""Every write to users goes through here."""
+"""Every write to users goes through here. Refusals are the project's own errors
+(`apps.common.errors`)."""
 
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import AuthenticationFailed, ValidationError
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from apps.common.errors import CredentialsRejected, InvalidInput
 from apps.users.models import User
 
 
 @transaction.atomic
 def user_register(*, username: str, email: str, password: str) -> User:
-    """Create a member account. Duplicate usernames or emails (any case) are a 400."""
+    """Create a member account. A username or email taken already (in any case) is
+    InvalidInput."""
     errors = {}
     if User.objects.filter(username__iexact=username).exists():
         errors["username"] = ["A user with that username already exists."]
     if User.objects.filter(email__iexact=email).exists():
         errors["email"] = ["A user with that email already exists."]
     if errors:
-        raise ValidationError(errors)
+        raise InvalidInput(errors)
     try:
         with transaction.atomic():
             return User.objects.create_user(username=username, email=email, password=password)
     except IntegrityError as exc:  # a concurrent registration won the race
-        raise ValidationError(
+        raise InvalidInput(
             {"username": ["A user with that username or email already exists."]}
         ) from exc
 
@@ -50,7 +52,7 @@ def user_login(*, username: str, password: str) -> dict[str, str]:
     """Check the credentials (username or email) and issue a token pair."""
     user = authenticate(username=username, password=password)
     if user is None:
-        raise AuthenticationFailed(
+        raise CredentialsRejected(
             "No active account found with the given credentials.", code="invalid_credentials"
         )
     with transaction.atomic():
@@ -70,10 +72,10 @@ def token_rotate(*, refresh: str) -> dict[str, str]:
         .first()
     )
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
-        raise InvalidToken("Token is blacklisted", code="token_not_valid")
+        raise CredentialsRejected("Token is blacklisted", code="token_not_valid")
     user = User.objects.filter(pk=token[api_settings.USER_ID_CLAIM], is_active=True).first()
     if user is None:
-        raise AuthenticationFailed("No active account for this token.", code="no_active_account")
+        raise CredentialsRejected("No active account for this token.", code="no_active_account")
     BlacklistedToken.objects.create(token=outstanding)
     new_refresh = RefreshToken.for_user(user)
     return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
@@ -85,9 +87,9 @@ def token_revoke(*, user: User, refresh: str) -> None:
     try:
         token = RefreshToken(refresh)
     except TokenError as exc:
-        raise ValidationError({"refresh": [str(exc)]}) from exc
+        raise InvalidInput({"refresh": [str(exc)]}) from exc
     if str(token.get(api_settings.USER_ID_CLAIM)) != str(user.pk):
-        raise ValidationError({"refresh": ["This refresh token does not belong to you."]})
+        raise InvalidInput({"refresh": ["This refresh token does not belong to you."]})
     token.blacklist()
 
 
@@ -95,4 +97,4 @@ def _verified_refresh_token(raw: str) -> RefreshToken:
     try:
         return RefreshToken(raw)
     except TokenError as exc:
-        raise InvalidToken(str(exc), code="token_not_valid") from exc
+        raise CredentialsRejected(str(exc), code="token_not_valid") from exc

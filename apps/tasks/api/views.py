@@ -183,7 +183,7 @@ class TaskListView(APIView):
                 )
             canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
             request_hash = hashlib.sha256(canonical.encode()).hexdigest()
-        result = await in_thread(_create_task, request.user, data, key, request_hash)
+        result = await in_thread(_validate_and_create, request.user, data, key, request_hash)
         response = task_response(request, result.body, status_code=status.HTTP_201_CREATED)
         response["Location"] = task_url(request, result.body["id"])
         if result.replayed:
@@ -213,7 +213,7 @@ def _task_page(user, filters, limit, cursor) -> dict:
     }
 
 
-def _create_task(user, data, key, request_hash):
+def _validate_and_create(user, data, key, request_hash):
     serializer = TaskSerializer(data=data)
     serializer.is_valid(raise_exception=True)
     return services.task_create(
