@@ -12,7 +12,7 @@ from apps.tests.conftest import assert_problem, auth, queries_on_every_new_conne
 from apps.tests.processes import base_env, database_url_for_subprocess, live_relay
 from apps.users.models import Role, User
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 TASKS = "/api/v1/tasks/"
 ME = "/api/v1/auth/me/"

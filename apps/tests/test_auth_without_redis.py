@@ -7,7 +7,7 @@ import pytest
 from apps.tests.conftest import assert_problem
 from apps.tests.processes import base_env, daphne_server, database_url_for_subprocess, free_port
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CREDENTIALS = {"username": "quinn", "password": "a long enough passphrase 9"}
 

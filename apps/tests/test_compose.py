@@ -42,6 +42,8 @@ from apps.tests.processes import (
     wait_while_running,
 )
 
+pytestmark = pytest.mark.compose
+
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_TEXT = COMPOSE_FILE.read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)

@@ -17,6 +17,8 @@ from apps.common.mail import END, START
 from apps.tasks import services
 from apps.tests.processes import REPO, base_env, celery_worker, database_url_for_subprocess
 
+pytestmark = pytest.mark.e2e
+
 BACKEND = "apps.common.mail.ConsoleEmailBackend"
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from apps.tests.processes import REPO, base_env
 
+pytestmark = pytest.mark.e2e
+
 LOCK = REPO / "scripts/requirements.lock"
 PINNED = dict(re.findall(r"^([A-Za-z0-9._-]+)==([^\s\\]+)", LOCK.read_text(), re.MULTILINE))
 

@@ -40,7 +40,7 @@ from apps.tests.processes import (
 )
 from apps.users.models import EmailNotifications
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 VISIBILITY_TIMEOUT = 5  # seconds, for the workers that are killed
 RETRY_ARRIVES = 30  # seconds to wait for an email that comes on a retry (retry_delay(1) ≤ 5 s)

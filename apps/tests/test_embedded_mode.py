@@ -11,6 +11,8 @@ import pytest
 from apps.common.mail import END, START
 from apps.tests.processes import base_env, run_checked, web_tier
 
+pytestmark = pytest.mark.e2e
+
 PASSWORD = "a-Strong-passw0rd"
 
 

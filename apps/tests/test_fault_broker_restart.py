@@ -19,7 +19,7 @@ from apps.tests.processes import base_env, celery_worker, database_url_for_subpr
 from project.celery import REDIS_UNAVAILABLE, app
 from project.settings import redis_url_with_db
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 BUSY_JOB = "tasks.prune_idempotency_records"
 # How Redis goes away in each round: a clean shutdown (SIGTERM closes every client

@@ -16,7 +16,7 @@ import pytest
 from apps.tests.conftest import assert_problem
 from apps.tests.processes import base_env, postgres_cluster, run_checked, web_tier
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 TASKS = "/api/v1/tasks/"
 # Far longer than the answer may take, so that a hang shows as a client timeout.

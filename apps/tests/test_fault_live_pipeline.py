@@ -34,7 +34,7 @@ from apps.tests.processes import (
     smtp_sink,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 TASKS = "/api/v1/tasks/"
 WRITES = 150  # PATCHes in the burst, about 20 a second

@@ -20,7 +20,7 @@ from apps.users.state import arefresh_user_states
 from realtime.consumers import CLOSE_UNAUTHORIZED
 from realtime.relay import EventRelay, connect_database
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def save(user: User, **changes) -> None:

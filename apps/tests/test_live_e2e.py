@@ -35,7 +35,7 @@ from apps.tests.processes import (
     smtp_sink,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 ARRIVES = 10  # seconds to wait for something that should arrive
 TASKS = "/api/v1/tasks/"

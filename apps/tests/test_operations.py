@@ -24,7 +24,7 @@ from apps.tests.processes import (
     run_checked,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 async def test_healthz_answers_ok(api):

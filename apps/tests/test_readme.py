@@ -23,6 +23,8 @@ import pytest
 
 from apps.tests.processes import REPO, base_env, free_port
 
+pytestmark = pytest.mark.e2e
+
 README = (REPO / "README.md").read_text()
 BLOCKS = [
     "\n".join(line.removeprefix("  ") for line in block.splitlines())

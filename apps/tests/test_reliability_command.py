@@ -6,7 +6,11 @@ its table, so that a command that checked nothing could not pass."""
 
 import subprocess
 
+import pytest
+
 from apps.tests.processes import REPO, base_env
+
+pytestmark = pytest.mark.e2e
 
 FAULTS = [
     "PostgreSQL stopped",

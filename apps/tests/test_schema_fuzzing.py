@@ -11,7 +11,7 @@ import pytest
 
 from apps.tests.processes import BIN, REPO, base_env, daphne_server, database_url_for_subprocess
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CREDENTIALS = {"username": "fuzzer", "password": "a long enough passphrase 9"}
 SEED = "1"

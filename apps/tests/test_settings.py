@@ -4,7 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from apps.tests.processes import REPO, base_env
+
+pytestmark = pytest.mark.e2e
 
 
 def settings_seen(names: list[str], **environment: str) -> dict:

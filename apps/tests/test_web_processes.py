@@ -34,7 +34,7 @@ from apps.tests.processes import (
     web_tier,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 ARRIVES = 10  # seconds to wait for something that should arrive
 # Connections opened, at most, to find one on each daphne; the kernel hands each to one
