@@ -43,18 +43,16 @@ REQUEUE_AFTER = timedelta(seconds=30)
 SMTP_IDLE_SECONDS = 30
 
 
-def plan_event_emails(event: TaskEvent, *, people: dict[int, User] | None = None) -> list[int]:
+def plan_event_emails(event: TaskEvent, *, people: dict[int, User]) -> list[int]:
     """Decide, in the change's own transaction, who is emailed about the new `event` (its
     task's creator and assignee, as each one's `email_notifications` allows), record one
-    delivery per person, and return their ids for the send jobs. `people` may hold those
-    users already read (with their email fields), which saves a query."""
+    delivery per person, and return their ids for the send jobs. `people` are the people
+    the change concerns, read with their email fields (`selectors.people_concerned`);
+    someone not among them (a deleted user) is not emailed."""
     task = _full_snapshot(event)
     if task is None:
         return []
     recipient_ids = {task["created_by"]["id"], task.get("assignee")} - {None}
-    people = people or {}
-    if recipient_ids - set(people):
-        people = {**people, **User.objects.in_bulk(recipient_ids - set(people))}
     users = [people[pk] for pk in sorted(recipient_ids) if pk in people and people[pk].is_active]
     users = [user for user in users if user.email]
     requeue_at = timezone.now() + REQUEUE_AFTER
