@@ -306,8 +306,6 @@ def _update_task(user, task_id, data, partial, if_match) -> dict:
 
 
 class TaskArchiveView(APIView):
-    service = staticmethod(services.task_archive)
-
     @extend_schema(
         operation_id="tasks_archive",
         parameters=[TASK_ID, IF_MATCH],
@@ -315,16 +313,10 @@ class TaskArchiveView(APIView):
         responses={200: TaskSerializer, **problem_responses(401, 403, 404, 412)},
     )
     async def post(self, request, task_id):
-        task_id = parse_task_id(task_id)
-        body = await in_thread(
-            _change_task, self.service, request.user, task_id, parse_if_match(request)
-        )
-        return task_response(request, body)
+        return await _change_task_response(request, task_id, services.task_archive)
 
 
-class TaskRestoreView(TaskArchiveView):
-    service = staticmethod(services.task_restore)
-
+class TaskRestoreView(APIView):
     @extend_schema(
         operation_id="tasks_restore",
         parameters=[TASK_ID, IF_MATCH],
@@ -332,7 +324,15 @@ class TaskRestoreView(TaskArchiveView):
         responses={200: TaskSerializer, **problem_responses(401, 403, 404, 412)},
     )
     async def post(self, request, task_id):
-        return await super().post(request, task_id)
+        return await _change_task_response(request, task_id, services.task_restore)
+
+
+async def _change_task_response(request, task_id, service):
+    """Archive and restore alike: one service call on the task, If-Match honoured, the
+    task as it now stands in the response."""
+    task_id = parse_task_id(task_id)
+    body = await in_thread(_change_task, service, request.user, task_id, parse_if_match(request))
+    return task_response(request, body)
 
 
 def _change_task(service, user, task_id, if_match) -> dict:
