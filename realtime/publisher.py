@@ -37,7 +37,6 @@ class _ProcessLoop:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid: int | None = None
-        self.started = 0  # how many loops this process has started (for tests/benchmarks)
 
     def run(self, coroutine, timeout: float = SEND_TIMEOUT_SECONDS):
         loop = self._ensure_loop()
@@ -57,7 +56,6 @@ class _ProcessLoop:
                 )
                 thread.start()
                 self._loop, self._pid = loop, os.getpid()
-                self.started += 1
             return self._loop
 
 

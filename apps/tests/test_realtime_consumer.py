@@ -8,6 +8,7 @@ one claim-and-publish of the relay (realtime/relay.py) on the test's own event l
 import asyncio
 import copy
 import re
+import threading
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
@@ -538,14 +539,17 @@ async def test_sync_publisher_reuses_one_event_loop_across_calls(api, ana):
         await create_tasks(api, ana, 3)
         events = await sync_to_async(selectors.stream_events_after)(user=ana, after=0, limit=10)
         # Sync callers use send_to_groups from plain threads that run no event loop.
-        started = []
+        loop_threads = []
         for event in events:
             message = stream_message(event["seq"], event)
             await asyncio.to_thread(
                 publisher.send_to_groups, [(user_stream_group(ana.pk), message)]
             )
-            started.append(publisher.process_loop.started)
-        assert started == [1, 1, 1]
+            loop_threads.append(
+                {t.ident for t in threading.enumerate() if t.name == "channel-layer-loop"}
+            )
+        assert len(loop_threads[0]) == 1
+        assert loop_threads == [loop_threads[0]] * 3
         assert seqs(await receive_events(communicator, 3)) == [1, 2, 3]
 
 
