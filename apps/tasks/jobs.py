@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 # A periodic job stops after this long and leaves the rest to its next run, so that it
 # stays well inside its time limit and the broker's visibility timeout (settings).
 JOB_TIME_BUDGET_SECONDS = 20
+# Rows per batch, each batch one transaction: reminders and purges write events and
+# stream entries for every row, prunes only delete.
+REMINDER_BATCH_SIZE = 100
+PURGE_BATCH_SIZE = 100
+PRUNE_BATCH_SIZE = 1000
 
 
 @shared_task(name="tasks.send_email_deliveries", ignore_result=True)
@@ -54,7 +59,7 @@ def send_due_reminders() -> int:
         "send_due_reminders",
         "reminded",
         lambda size: upkeep.remind_due_tasks(now=timezone.now(), lead=lead, batch_size=size),
-        batch_size=100,
+        batch_size=REMINDER_BATCH_SIZE,
     )
 
 
@@ -66,7 +71,7 @@ def purge_archived_tasks() -> int:
         "purge_archived_tasks",
         "deleted",
         lambda size: upkeep.purge_archived_tasks(archived_before=cutoff, batch_size=size),
-        batch_size=100,
+        batch_size=PURGE_BATCH_SIZE,
     )
 
 
@@ -78,7 +83,7 @@ def prune_event_log() -> int:
         "prune_event_log",
         "removed",
         lambda size: upkeep.prune_event_log(created_before=cutoff, batch_size=size),
-        batch_size=1000,
+        batch_size=PRUNE_BATCH_SIZE,
     )
 
 
@@ -90,7 +95,7 @@ def prune_idempotency_records() -> int:
         "prune_idempotency_records",
         "removed",
         lambda size: upkeep.prune_idempotency_records(created_before=cutoff, batch_size=size),
-        batch_size=1000,
+        batch_size=PRUNE_BATCH_SIZE,
     )
 
 

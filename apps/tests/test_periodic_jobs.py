@@ -110,13 +110,15 @@ def test_two_reminder_runs_at_once_remind_each_task_once(ana):
         assert len(due_soon_events(task)) == 1
 
 
-def test_reminder_job_works_through_all_batches(ana, settings):
+def test_reminder_job_works_through_all_batches(ana, settings, monkeypatch):
     settings.REMINDER_LEAD_MINUTES = 60
+    # Batches of 2: reminding all 5 tasks takes three batches (2, 2, then a short 1).
+    monkeypatch.setattr(jobs, "REMINDER_BATCH_SIZE", 2)
     now = timezone.now()
-    for i in range(5):
-        make_task(ana, due_at=now + timedelta(minutes=5 + i))
+    tasks = [make_task(ana, due_at=now + timedelta(minutes=5 + i)) for i in range(5)]
     assert jobs.send_due_reminders() == 5
-    assert TaskEvent.objects.filter(type=EventType.DUE_SOON).count() == 5
+    for task in tasks:
+        assert len(due_soon_events(task)) == 1
 
 
 def test_purge_deletes_only_tasks_archived_before_the_retention(ana, bob):
