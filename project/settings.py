@@ -251,8 +251,14 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # messages back (their acks cannot arrive), and running an idempotent job twice is cheaper
 # than killing it mid-send (Celery 6 will cancel them by default).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Crontab entries, not intervals: an interval counts from when beat last ran the job as
+# it remembers it, and a beat that restarts (the embedded mode's with every web process)
+# starts that countdown again, so restarts more frequent than the interval would skip the
+# job; a crontab entry is due at its wall-clock minute whatever beat went through.
+# queue_due_emails stays an interval: crontab cannot go below a minute, and at 5 s a
+# restart delays it by at most 5 s and skips nothing (each run queues every email due).
 CELERY_BEAT_SCHEDULE = {
-    "send-due-reminders": {"task": "tasks.send_due_reminders", "schedule": 60.0},
+    "send-due-reminders": {"task": "tasks.send_due_reminders", "schedule": crontab(minute="*")},
     "queue-due-emails": {"task": "tasks.queue_due_emails", "schedule": 5.0},
     "prune-event-log": {"task": "tasks.prune_event_log", "schedule": crontab(minute=5)},
     "prune-idempotency-records": {

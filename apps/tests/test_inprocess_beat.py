@@ -2,8 +2,11 @@
 
 import asyncio
 import threading
+from datetime import timedelta
 
 from celery import Celery
+from celery.schedules import crontab
+from django.utils import timezone
 
 from apps.common.inprocess_beat import InProcessBeat
 
@@ -72,3 +75,25 @@ async def test_a_failing_job_does_not_stop_the_schedule():
         await asyncio.sleep(0.05)
     beat.loop_task.cancel()
     assert len(calls) >= 2
+
+
+async def test_crontab_entries_run_when_their_minute_comes():
+    app = Celery("beat-crontab", set_as_current=False)
+    app.conf.task_always_eager = True
+    ran: list[int] = []
+
+    @app.task(name="beat-crontab.tick")
+    def tick():
+        ran.append(1)
+
+    # A clock a minute ahead: the entry's next minute has come at every tick.
+    every_minute = crontab(minute="*", nowfun=lambda: timezone.now() + timedelta(minutes=1))
+    app.conf.beat_schedule = {"tick": {"task": "beat-crontab.tick", "schedule": every_minute}}
+    beat = InProcessBeat(_app, app, tick_seconds=0.05)
+    await beat({"type": "http"}, None, None)
+    for _ in range(100):
+        if len(ran) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    beat.loop_task.cancel()
+    assert len(ran) >= 2
