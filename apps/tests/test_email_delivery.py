@@ -390,7 +390,8 @@ def test_refused_send_stays_pending_with_a_retry_delay_and_the_next_attempt_send
         # The retry is a due time in the database, for queue_due_emails to act on.
         due_in = (delivery.next_attempt_at - timezone.now()).total_seconds()
         assert 0 < due_in <= notifications.RETRY_BASE_SECONDS
-        assert "451" in delivery.last_error and "try again later" in delivery.last_error
+        assert "451" in delivery.last_error
+        assert "try again later" in delivery.last_error
         assert sink.messages() == []
 
         assert notifications.deliver_email(delivery_id=delivery_id).status == "sent"
@@ -405,7 +406,8 @@ def test_unreachable_mail_server_is_retried(settings, ana):
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     [delivery_id] = planned(create_task(ana))
     outcome = notifications.deliver_email(delivery_id=delivery_id)
-    assert outcome.status == "pending" and outcome.retry_in > 0
+    assert outcome.status == "pending"
+    assert outcome.retry_in > 0
     delivery = EmailDelivery.objects.get(pk=delivery_id)
     assert delivery.attempts == 1
     assert delivery.last_error.startswith("ConnectionRefusedError")
@@ -471,7 +473,8 @@ def test_worker_sends_a_refused_email_on_a_retry(ana):
         )
         assert mail.message["Message-ID"] == message_id(delivery.pk)
         assert mail.message["Subject"] == "Task “Retried” has been created"
-        assert delivery.attempts == 2 and "451" in delivery.last_error
+        assert delivery.attempts == 2
+        assert "451" in delivery.last_error
         assert sink.inbox.data_attempts == 2
         log = worker.log()
         assert f"email {delivery.pk}: pending" in log

@@ -136,7 +136,8 @@ def assert_every_email_once(mailbox, timeout: float) -> tuple[int, float]:
         time.sleep(0.5)
     expected = EmailDelivery.objects.count()
     ids = Counter(mail.message["Message-ID"] for mail in mailbox.messages())
-    assert len(ids) == expected and set(ids.values()) == {1}, ids
+    assert len(ids) == expected, ids
+    assert set(ids.values()) == {1}, ids
     return expected, time.monotonic() - started
 
 

@@ -319,7 +319,8 @@ async def test_live_event_is_json_ready_after_the_redis_layer(api, ana):
     task = event["task"]
     assert isinstance(task["id"], str)
     for moment in (event["at"], task["created_at"], task["updated_at"]):
-        assert isinstance(moment, str) and RFC3339.match(moment), moment
+        assert isinstance(moment, str), moment
+        assert RFC3339.match(moment), moment
         assert datetime.fromisoformat(moment.replace("Z", "+00:00")).tzinfo is not None
 
 
@@ -398,7 +399,8 @@ async def test_handshake_headers_and_token_are_not_kept_after_connect(ana):
     async with stream(headers=headers, subprotocols=subprotocols) as (communicator, connected, _):
         assert connected
         await communicator.receive_json_from(timeout=ARRIVES)
-        assert headers == [] and subprotocols == []
+        assert headers == []
+        assert subprotocols == []
 
 
 async def test_live_event_leaves_no_task_running_after_its_delivery(api, ana):
@@ -510,7 +512,8 @@ async def test_unknown_message_type_gets_error_and_connection_stays_open(ana):
     async with stream_of(ana) as (communicator, _):
         await communicator.send_json_to({"type": "subscribe"})
         reply = await communicator.receive_json_from(timeout=ARRIVES)
-        assert reply["type"] == "error" and reply["detail"]
+        assert reply["type"] == "error"
+        assert reply["detail"]
         await assert_still_open(communicator)
 
 
@@ -518,7 +521,8 @@ async def test_non_json_text_gets_error_and_connection_stays_open(ana):
     async with stream_of(ana) as (communicator, _):
         await communicator.send_to(text_data="this is {not json")
         reply = await communicator.receive_json_from(timeout=ARRIVES)
-        assert reply["type"] == "error" and reply["detail"]
+        assert reply["type"] == "error"
+        assert reply["detail"]
         await assert_still_open(communicator)
 
 
@@ -527,7 +531,8 @@ async def test_resume_with_bad_after_gets_error_and_connection_stays_open(ana, a
     async with stream_of(ana) as (communicator, _):
         await communicator.send_json_to({"type": "resume", "after": after})
         reply = await communicator.receive_json_from(timeout=ARRIVES)
-        assert reply["type"] == "error" and reply["detail"]
+        assert reply["type"] == "error"
+        assert reply["detail"]
         await assert_still_open(communicator)
 
 
@@ -560,16 +565,19 @@ async def test_binary_frame_gets_error_and_is_closed_with_1003(ana):
     async with stream_of(ana) as (communicator, _):
         await communicator.send_to(bytes_data=b"\x00\x01 not text")
         reply = await communicator.receive_json_from(timeout=ARRIVES)
-        assert reply["type"] == "error" and "Binary" in reply["detail"]
+        assert reply["type"] == "error"
+        assert "Binary" in reply["detail"]
         message = await communicator.receive_output(timeout=ARRIVES)
-        assert message["type"] == "websocket.close" and message["code"] == 1003, message
+        assert message["type"] == "websocket.close", message
+        assert message["code"] == 1003, message
 
 
 async def test_json_nested_too_deep_gets_error_and_connection_stays_open(ana):
     async with stream_of(ana) as (communicator, _):
         await communicator.send_to(text_data="[" * 100_000 + "]" * 100_000)
         reply = await communicator.receive_json_from(timeout=ARRIVES)
-        assert reply["type"] == "error" and reply["detail"]
+        assert reply["type"] == "error"
+        assert reply["detail"]
         await assert_still_open(communicator)
 
 
@@ -577,7 +585,8 @@ async def test_empty_text_frame_gets_error_and_connection_stays_open(ana):
     async with stream_of(ana) as (communicator, _):
         await communicator.send_input({"type": "websocket.receive", "text": ""})
         reply = await communicator.receive_json_from(timeout=ARRIVES)
-        assert reply["type"] == "error" and reply["detail"]
+        assert reply["type"] == "error"
+        assert reply["detail"]
         await assert_still_open(communicator)
 
 

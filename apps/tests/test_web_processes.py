@@ -321,9 +321,13 @@ async def test_the_consumers_close_codes_reach_the_client_through_daphne(tier, a
         for frame in frames:
             await socket.send(frame)
         types = []
-        with pytest.raises(ConnectionClosed) as closed:
+
+        async def receive_until_closed():
             while True:
                 types.append((await receive(socket))["type"])
+
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive_until_closed()
         assert "error" in types, types
         assert closed.value.rcvd is not None, "dropped without a close frame"
         assert closed.value.rcvd.code == code, closed.value.rcvd
