@@ -21,12 +21,14 @@ if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-production"
+SECRET_KEY_MIN_LENGTH = 32
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
-if not DEBUG and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 32):
+if not DEBUG and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH):
     raise ImproperlyConfigured(
-        "DJANGO_DEBUG=false needs a real DJANGO_SECRET_KEY (at least 32 random characters)."
+        "DJANGO_DEBUG=false needs a real DJANGO_SECRET_KEY "
+        f"(at least {SECRET_KEY_MIN_LENGTH} random characters)."
     )
 
 ALLOWED_HOSTS = env.list(

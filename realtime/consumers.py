@@ -22,6 +22,8 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 REPLAY_PAGE = 200
+# Every number of this many digits fits the seq column (a PostgreSQL bigint).
+SEQ_MAX_DIGITS = 18
 # A client sends a ping now and then and a resume after a reconnect: this many messages at
 # once, and this many a second after that, are plenty. A socket over it is closed (1008).
 MESSAGE_BURST = 20
@@ -297,7 +299,7 @@ def _after_from_query(query_string: bytes) -> int | bool | None:
     if not values:
         return None
     value = values[-1]
-    return int(value) if value.isdigit() and len(value) < 19 else False
+    return int(value) if value.isdigit() and len(value) <= SEQ_MAX_DIGITS else False
 
 
 class NoSuchStreamConsumer(AsyncJsonWebsocketConsumer):

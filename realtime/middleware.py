@@ -48,7 +48,7 @@ async def _authenticated(scope) -> dict:
 
 def _token_from(scope) -> tuple[str | None, bool]:
     subprotocols = scope.get("subprotocols") or []
-    if len(subprotocols) >= 2 and subprotocols[0] == BEARER_SUBPROTOCOL:
+    if len(subprotocols) > 1 and subprotocols[0] == BEARER_SUBPROTOCOL:
         return subprotocols[1], True
     for name, value in scope.get("headers", []):
         if name == b"authorization":

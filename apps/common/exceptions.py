@@ -127,24 +127,7 @@ def api_exception(exc: domain.DomainError, context) -> exceptions.APIException:
 def problem_exception_handler(exc, context):
     """Render `exc` as problem+json; unexpected exceptions are logged and become a 500
     without any detail of the failure leaking to the client."""
-    if isinstance(exc, domain.DomainError):
-        exc = api_exception(exc, context)
-    elif isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
-    elif isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge()
-    elif isinstance(exc, SuspiciousOperation):
-        exc = exceptions.ParseError(str(exc) or "Bad request.")
-    elif isinstance(exc, (OperationalError, InterfaceError)):
-        # PostgreSQL is down or restarting, or the connection broke: nothing of the
-        # request was committed (a transaction that fails rolls back), so the client may
-        # send it again.
-        logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
-        check_pool_in_background()
-        exc = DatabaseUnavailable()
-
+    exc = _as_api_exception(exc, context)
     if not isinstance(exc, exceptions.APIException):
         view = context.get("view")
         logger.exception("Unhandled error in %s", type(view).__name__ if view else "view")
@@ -168,7 +151,7 @@ def problem_exception_handler(exc, context):
         elif isinstance(detail, list):
             detail = " ".join(str(item) for item in detail)
         extensions = dict(getattr(exc, "extensions", {}))
-        if exc.status_code == 400:
+        if exc.status_code == status.HTTP_400_BAD_REQUEST:
             # Every 400 has `errors`, as the schema says: a body that could not be parsed
             # at all is wrong as a whole.
             extensions.setdefault("errors", {"non_field_errors": [str(detail)]})
@@ -178,6 +161,28 @@ def problem_exception_handler(exc, context):
     return Response(
         body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE
     )
+
+
+def _as_api_exception(exc, context):
+    """The DRF exception for a domain error or one of Django's own; anything else as is."""
+    if isinstance(exc, domain.DomainError):
+        exc = api_exception(exc, context)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError(str(exc) or "Bad request.")
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # PostgreSQL is down or restarting, or the connection broke: nothing of the
+        # request was committed (a transaction that fails rolls back), so the client may
+        # send it again.
+        logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
+        check_pool_in_background()
+        exc = DatabaseUnavailable()
+    return exc
 
 
 def _summarise(errors: dict[str, list[str]]) -> str:

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+from http import HTTPStatus
 
 from asgiref.sync import iscoroutinefunction
 from django.middleware.security import SecurityMiddleware
@@ -15,7 +16,7 @@ _HTML_PAGES = ("/api/docs/",)
 
 
 def _needs_problem(request, response) -> bool:
-    if response.status_code < 400:
+    if response.status_code < HTTPStatus.BAD_REQUEST:
         return False
     path = request.path
     if not path.startswith(_MACHINE_PATHS) or path.startswith(_HTML_PAGES):
@@ -28,7 +29,8 @@ def _as_problem(response):
     pages, a 400 for a bad Host header, ...) as problem+json, never as HTML or a traceback."""
     status = response.status_code
     detail = status_phrase(status) + "."
-    if status < 500 and response.get("Content-Type", "").startswith("application/json"):
+    is_json = response.get("Content-Type", "").startswith("application/json")
+    if status < HTTPStatus.INTERNAL_SERVER_ERROR and is_json:
         with contextlib.suppress(ValueError, AttributeError):
             detail = str(json.loads(response.content).get("detail", detail))
     problem = problem_response(status, detail)

@@ -1,5 +1,7 @@
 """OpenAPI helpers so every documented error carries the problem+json shape."""
 
+from http import HTTPStatus
+
 from drf_spectacular.utils import OpenApiResponse
 
 from apps.common.problems import PROBLEM_CONTENT_TYPE
@@ -24,7 +26,7 @@ def problem_responses(*statuses: int) -> dict:
     carries the field errors of a validation problem."""
     return {
         (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(
-            ValidationProblemSerializer if status == 400 else ProblemSerializer,
+            ValidationProblemSerializer if status == HTTPStatus.BAD_REQUEST else ProblemSerializer,
             description=_DESCRIPTIONS.get(status, ""),
         )
         for status in statuses

@@ -55,7 +55,8 @@ def test_every_fault_loses_nothing_duplicates_nothing_and_recovers():
     assert list(table) == FAULTS, result.stdout
     for fault, row in table.items():
         figures = {column: row[column] for column in COLUMNS[1:-1]}
-        assert int(row["writes"]) > 50 and row["acknowledged"] == row["writes"], (fault, row)
+        assert int(row["writes"]) > 50, (fault, row)
+        assert row["acknowledged"] == row["writes"], (fault, row)
         assert int(row["events expected"]) > 100, (fault, row)
         assert row["received"] == row["events expected"], (fault, row)
         assert row["emails received"] == row["emails expected"], (fault, row)

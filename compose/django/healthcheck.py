@@ -9,6 +9,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from http import HTTPStatus
 
 
 def allowed_host() -> str:
@@ -28,7 +29,7 @@ def main() -> int:
     except (urllib.error.URLError, OSError) as exc:
         print(f"unhealthy: {url}: {exc}")
         return 1
-    if status != 200:
+    if status != HTTPStatus.OK:
         print(f"unhealthy: {url} answered {status}")
         return 1
     return 0

@@ -14,6 +14,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_SEARCH_WORDS = 10
 MAX_WORD_LENGTH = 100
+# Far longer than any cursor that paginate() makes; anything longer is not one.
+MAX_CURSOR_LENGTH = 1000
 
 TASK_LIST_PARAMS = frozenset(
     {
@@ -33,7 +35,7 @@ def parse_limit(raw: str | None, errors: ParamErrors) -> int:
 
 
 def parse_cursor(raw: str | None, errors: ParamErrors) -> str | None:
-    if raw is not None and (not raw or len(raw) > 1000):
+    if raw is not None and (not raw or len(raw) > MAX_CURSOR_LENGTH):
         errors.add("cursor", "Invalid cursor.")
         return None
     return raw
@@ -60,22 +62,30 @@ def parse_task_list_params(params: QueryDict, *, user: User) -> tuple[TaskFilter
     if "overdue" in values:
         filters["overdue"] = _boolean(values["overdue"], "overdue", errors)
     if "archived" in values:
-        if values["archived"] not in ("false", "true", "all"):
-            errors.add("archived", "Must be one of: false, true, all.")
-        else:
-            filters["archived"] = values["archived"]
+        filters["archived"] = _archived(values["archived"], errors)
     if "search" in values:
         filters["search_words"] = _words(values["search"], errors)
     if "ordering" in values:
-        if values["ordering"].lstrip("-") not in ORDERINGS or values["ordering"].count("-") > 1:
-            allowed = ", ".join(ORDERINGS)
-            errors.add("ordering", f"Must be one of {allowed}, each optionally with '-'.")
-        else:
-            filters["ordering"] = values["ordering"]
+        filters["ordering"] = _ordering(values["ordering"], errors)
     limit = parse_limit(values.get("limit"), errors)
     cursor = parse_cursor(values.get("cursor"), errors)
     errors.raise_if_any()
     return TaskFilters(**filters), limit, cursor
+
+
+def _archived(raw: str, errors: ParamErrors) -> str | None:
+    if raw not in ("false", "true", "all"):
+        errors.add("archived", "Must be one of: false, true, all.")
+        return None
+    return raw
+
+
+def _ordering(raw: str, errors: ParamErrors) -> str | None:
+    if raw.lstrip("-") not in ORDERINGS or raw.count("-") > 1:
+        allowed = ", ".join(ORDERINGS)
+        errors.add("ordering", f"Must be one of {allowed}, each optionally with '-'.")
+        return None
+    return raw
 
 
 def _choices(raw: str, allowed, name: str, errors: ParamErrors) -> tuple[str, ...]:
