@@ -26,6 +26,7 @@ from apps.tests.processes import REPO, base_env, free_port
 pytestmark = pytest.mark.e2e
 
 README = (REPO / "README.md").read_text()
+PASSWORD = "correct-horse-42"  # the README's
 BLOCKS = [
     "\n".join(line.removeprefix("  ") for line in block.splitlines())
     for block in re.findall(r"^ *```sh\n(.*?)^ *```", README, re.MULTILINE | re.DOTALL)
@@ -175,6 +176,25 @@ def check_api_recipe(output: str) -> None:
     assert '"username":"ana"' in output, output
     assert '"title":"Ship it"' in output, output
     assert '"type":"task.created"' in output, output
+
+
+def assign_a_task(base_url: str, creator: str, assignee: str, title: str) -> None:
+    """Register both people, then `creator` creates a task assigned to `assignee`: one
+    event, and an email to each."""
+    ids = {}
+    for name in (creator, assignee):
+        ids[name] = httpx.post(
+            f"{base_url}/api/v1/auth/register/",
+            json={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
+        ).json()["id"]
+    token = httpx.post(
+        f"{base_url}/api/v1/auth/login/", json={"username": creator, "password": PASSWORD}
+    ).json()["access"]
+    httpx.post(
+        f"{base_url}/api/v1/tasks/",
+        json={"title": title, "assignee": ids[assignee]},
+        headers={"Authorization": f"Bearer {token}"},
+    ).raise_for_status()
 
 
 # --- The embedded mode -----------------------------------------------------------------------
@@ -365,23 +385,7 @@ def test_each_process_started_by_hand_and_the_json_log_recipes(checkout, fresh_d
         try:
             base_url = f"http://localhost:{web_port}"
             wait_until_served(base_url, web)
-            ids = {}
-            for name in ("ana", "bob"):
-                ids[name] = httpx.post(
-                    f"{base_url}/api/v1/auth/register/",
-                    json={"username": name, "email": f"{name}@example.com",
-                          "password": "correct-horse-42"},
-                ).json()["id"]  # fmt: skip
-            token = httpx.post(
-                f"{base_url}/api/v1/auth/login/",
-                json={"username": "ana", "password": "correct-horse-42"},
-            ).json()["access"]
-            bob = ids["bob"]
-            httpx.post(
-                f"{base_url}/api/v1/tasks/",
-                json={"title": "Watched in JSON", "assignee": bob},
-                headers={"Authorization": f"Bearer {token}"},
-            ).raise_for_status()
+            assign_a_task(base_url, "ana", "bob", "Watched in JSON")
             relay.wait_for(r'^\{"time".*"event_type":"task\.created"', timeout=30)
             worker.wait_for(r'^\{"time".*"logger":"apps\.tasks\.jobs".*"outcome":"sent"', 60)
         finally:
@@ -430,22 +434,7 @@ def test_the_native_smtp_sink_recipe_receives_the_products_emails(checkout):
         base_url = f"http://localhost:{web_port}"
         wait_until_served(base_url, product)
         suffix = uuid.uuid4().hex[:6]
-        ids = {}
-        for name in (f"ana{suffix}", f"bob{suffix}"):
-            ids[name] = httpx.post(
-                f"{base_url}/api/v1/auth/register/",
-                json={"username": name, "email": f"{name}@example.com",
-                      "password": "correct-horse-42"},
-            ).json()["id"]  # fmt: skip
-        token = httpx.post(
-            f"{base_url}/api/v1/auth/login/",
-            json={"username": f"ana{suffix}", "password": "correct-horse-42"},
-        ).json()["access"]
-        httpx.post(
-            f"{base_url}/api/v1/tasks/",
-            json={"title": "Mailed to bob", "assignee": ids[f"bob{suffix}"]},
-            headers={"Authorization": f"Bearer {token}"},
-        ).raise_for_status()
+        assign_a_task(base_url, f"ana{suffix}", f"bob{suffix}", "Mailed to bob")
         sink.wait_for(rf"bob{suffix}@example\.com", timeout=30)
         sink.wait_for(rf"localhost:{web_port}/\?task=", timeout=5)
     finally:
