@@ -12,7 +12,7 @@ from apps.tests.conftest import assert_problem, auth, queries_on_every_new_conne
 from apps.tests.processes import base_env, database_url_for_subprocess, live_relay
 from apps.users.models import Role, User
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 TASKS = "/api/v1/tasks/"
 ME = "/api/v1/auth/me/"
@@ -69,6 +69,7 @@ async def test_a_role_change_takes_effect_on_the_next_request(api, ana, bob):
     assert_problem(await api.get(task_url, headers=headers), 404)
 
 
+@pytest.mark.e2e  # starts processes
 async def test_a_change_behind_the_orm_reaches_requests_through_the_relay(api, ana):
     """`QuerySet.update` sends no signal: the database's trigger tells the live relay
     (a real process), which stores the new state."""

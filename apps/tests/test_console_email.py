@@ -17,8 +17,6 @@ from apps.common.mail import END, START
 from apps.tasks import services
 from apps.tests.processes import REPO, base_env, celery_worker, database_url_for_subprocess
 
-pytestmark = pytest.mark.e2e
-
 BACKEND = "apps.common.mail.ConsoleEmailBackend"
 
 
@@ -135,6 +133,7 @@ for number in range(int(sys.argv[2])):
 """
 
 
+@pytest.mark.e2e  # starts processes
 def test_emails_from_processes_sharing_a_pipe_never_interleave():
     """As a Celery worker's pool processes share their parent's stdout: each email is
     one write, which a pipe keeps whole (up to 4 KiB)."""
@@ -161,6 +160,7 @@ def test_emails_from_processes_sharing_a_pipe_never_interleave():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.e2e  # starts processes
 def test_celery_worker_prints_each_email_as_one_block_and_logs_none_of_it(ana, bob):
     """A real worker (two pool processes, JSON logs) sends the emails of six changes;
     its output holds each as a readable block, and no log record holds any of them."""

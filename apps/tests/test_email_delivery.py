@@ -40,7 +40,7 @@ from apps.tests.processes import (
 )
 from apps.users.models import EmailNotifications
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 VISIBILITY_TIMEOUT = 5  # seconds, for the workers that are killed
 RETRY_ARRIVES = 30  # seconds to wait for an email that comes on a retry (retry_delay(1) ≤ 5 s)
@@ -456,6 +456,7 @@ def test_retry_delay_grows_exponentially_with_jitter_and_is_capped():
 # --- With real workers ----------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # starts processes
 def test_worker_sends_a_refused_email_on_a_retry(ana):
     with (
         scripted_sink(refuse=1) as sink,
@@ -482,6 +483,7 @@ def test_worker_sends_a_refused_email_on_a_retry(ana):
         print(f"\nrefused email arrived on its retry {arrived:.1f}s after the change")
 
 
+@pytest.mark.e2e  # starts processes
 def test_worker_killed_mid_burst_loses_no_email_and_sends_none_twice(ana, bob):
     """15 tasks, each emailed to its creator and its assignee (30 emails), through a
     slow mail server; the worker and its pool are SIGKILLed while both pool processes
@@ -551,6 +553,7 @@ def test_sends_reuse_one_smtp_session_and_reopen_one_the_server_dropped(settings
     assert EmailDelivery.objects.get(pk=later).attempts == 1
 
 
+@pytest.mark.e2e  # starts processes
 def test_due_pending_email_is_queued_again_and_sent_by_a_worker(ana, bob):
     due_event = create_task(ana, title="Due")
     recent_event = create_task(ana, title="Recent")
@@ -575,6 +578,7 @@ def test_due_pending_email_is_queued_again_and_sent_by_a_worker(ana, bob):
     assert mail.message["Subject"] == "Task “Due” has been created"
 
 
+@pytest.mark.e2e  # starts processes
 def test_email_whose_send_job_was_lost_is_sent_within_a_minute(ana):
     """A change commits, but its send job never runs (the broker was away at commit
     time, or lost the message): beat's sweep queues it once REQUEUE_AFTER has passed."""

@@ -20,7 +20,7 @@ from apps.users.state import arefresh_user_states
 from realtime.consumers import CLOSE_UNAUTHORIZED
 from realtime.relay import EventRelay, connect_database
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def save(user: User, **changes) -> None:
@@ -82,6 +82,7 @@ async def test_the_relay_closes_the_sockets_of_a_user_deactivated_behind_the_orm
         await assert_still_open(bobs)
 
 
+@pytest.mark.e2e  # starts processes
 async def test_a_live_relay_process_closes_the_sockets_of_a_user_deactivated_by_sql(ana):
     """The whole path with a real relay process: raw SQL, the trigger's NOTIFY, the relay,
     Redis, the socket."""

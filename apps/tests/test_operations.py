@@ -24,7 +24,7 @@ from apps.tests.processes import (
     run_checked,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_healthz_answers_ok(api):
@@ -44,6 +44,7 @@ async def test_readyz_reports_every_component_ready(api):
     }
 
 
+@pytest.mark.e2e  # starts processes
 def test_readyz_names_what_is_down_when_redis_is_unreachable(tmp_path):
     dead_redis = f"redis://:secret@127.0.0.1:{free_port()}/0"
     env = base_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", REDIS_URL=dead_redis)
@@ -149,6 +150,7 @@ async def test_bad_host_header_under_api_is_a_problem(api):
     assert_problem(response, 400)
 
 
+@pytest.mark.e2e  # starts processes
 def test_embedded_default_serves_the_api_with_no_configuration(tmp_path):
     """A fresh copy with nothing configured (SQLite, in-process layers, eager jobs)
     serves the API and delivers live events to a socket."""
@@ -197,6 +199,7 @@ def test_embedded_default_serves_the_api_with_no_configuration(tmp_path):
     assert (tmp_path / "db.sqlite3").exists()
 
 
+@pytest.mark.e2e  # starts processes
 def test_production_mode_refuses_the_development_secret_key():
     env = base_env(DJANGO_DEBUG="false", DJANGO_SETTINGS_MODULE="project.settings")
     result = subprocess.run(
@@ -220,6 +223,7 @@ def _pooled_backends(application_name: str) -> set[tuple[int, object]]:
         return set(cursor.fetchall())
 
 
+@pytest.mark.e2e  # starts processes
 def test_requests_reuse_pooled_database_connections(ana):
     """Under daphne, requests borrow connections from the pool: after many requests the
     server holds the same PostgreSQL sessions it had, none opened per request."""
@@ -247,6 +251,7 @@ def _production_env(tmp_path, **extra: str) -> dict:
     )
 
 
+@pytest.mark.e2e  # starts processes
 def test_production_mode_redirects_plain_http_to_https(tmp_path):
     with daphne_server(env=_production_env(tmp_path)) as base_url:
         response = httpx.get(f"{base_url}/api/v1/tasks/", headers={"Host": "localhost"})
@@ -254,6 +259,7 @@ def test_production_mode_redirects_plain_http_to_https(tmp_path):
     assert response.headers["location"] == "https://localhost/api/v1/tasks/"
 
 
+@pytest.mark.e2e  # starts processes
 def test_production_mode_sends_security_headers_behind_a_tls_proxy(tmp_path):
     env = _production_env(tmp_path, DJANGO_TRUST_X_FORWARDED_PROTO="true")
     with daphne_server(env=env) as base_url:
