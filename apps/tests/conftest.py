@@ -105,6 +105,17 @@ async def run_relay_once() -> int:
         await relay.close()
 
 
+async def in_db(func, /, *args, **kwargs):
+    """Run sync ORM work from an async test body (the fixture above closes that thread's
+    connection after the test)."""
+    return await sync_to_async(func)(*args, **kwargs)
+
+
+def seqs(events: list[dict]) -> list[int]:
+    """The `seq` of each event, in order."""
+    return [event["seq"] for event in events]
+
+
 def auth(user: User) -> dict[str, str]:
     """Headers that authenticate as `user` with a fresh access token."""
     return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}

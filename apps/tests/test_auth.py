@@ -4,22 +4,15 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from apps.tests.conftest import PASSWORD, assert_problem, auth
+from apps.tests.conftest import PASSWORD, assert_problem, auth, in_db
 from apps.users.models import EmailNotifications, Role, User
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 AUTH = "/api/v1/auth"
 NEW_PASSWORD = "Correct-horse-7-battery"
-
-
-async def in_db(func, /, *args, **kwargs):
-    """Run sync ORM work from an async test body (conftest closes that thread's
-    connection after the test)."""
-    return await sync_to_async(func)(*args, **kwargs)
 
 
 def registration(**overrides) -> dict:

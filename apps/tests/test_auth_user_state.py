@@ -6,9 +6,8 @@ import os
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
 
-from apps.tests.conftest import assert_problem, auth, queries_on_every_new_connection
+from apps.tests.conftest import assert_problem, auth, in_db, queries_on_every_new_connection
 from apps.tests.processes import base_env, database_url_for_subprocess, live_relay
 from apps.users.models import Role, User
 
@@ -16,10 +15,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 TASKS = "/api/v1/tasks/"
 ME = "/api/v1/auth/me/"
-
-
-async def in_db(func, /, *args, **kwargs):
-    return await sync_to_async(func)(*args, **kwargs)
 
 
 def save(user: User, **changes) -> None:

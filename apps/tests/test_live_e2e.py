@@ -24,7 +24,7 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect
 
-from apps.tests.conftest import PASSWORD, auth
+from apps.tests.conftest import PASSWORD, auth, seqs
 from apps.tests.processes import (
     REPO,
     base_env,
@@ -155,10 +155,6 @@ async def live_through_lifecycle(web, *, ana, bob, carl, title: str) -> str:
     await call(web, "POST", f"{url}restore/", ana)
     await call(web, "DELETE", url, ana, 204)
     return task["id"]
-
-
-def seqs(events: list[dict]) -> list[int]:
-    return [event["seq"] for event in events]
 
 
 def kinds(events: list[dict]) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from apps.tasks import selectors
 from apps.tasks.models import StreamEntry, TaskEvent
-from apps.tests.conftest import auth, run_relay_once
+from apps.tests.conftest import auth, run_relay_once, seqs
 from apps.tests.processes import free_port
 from realtime import publisher
 from realtime.groups import user_stream_group
@@ -121,10 +121,6 @@ async def publish(event_id: int) -> None:
 
 async def create_tasks(api, user, count: int) -> list[int]:
     return [await create_task(api, user, f"Task {n}") for n in range(1, count + 1)]
-
-
-def seqs(events: list[dict]) -> list[int]:
-    return [event["seq"] for event in events]
 
 
 # --- Authentication -------------------------------------------------------------------------
