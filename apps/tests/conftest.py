@@ -12,6 +12,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 from rest_framework_simplejwt.tokens import AccessToken
 
+from apps.tasks import services
 from apps.users.models import Role, User
 
 PASSWORD = "a-Strong-passw0rd"
@@ -193,3 +194,80 @@ def _flush_by_deleting_rows():
         patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
         patch.setattr(flush, "emit_post_migrate_signal", lambda *args, **kwargs: None)
         yield
+
+
+# --- Tasks, as the task tests share them ----------------------------------------------------
+
+TASKS = "/api/v1/tasks/"
+MISSING_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def task_url(task_id: str, action: str = "") -> str:
+    return f"{TASKS}{task_id}/{action + '/' if action else ''}"
+
+
+@pytest.fixture
+def make_task(django_db_blocker):
+    """Create a task through the service (so it has its `task.created` event); returns its
+    representation. `fields` are model attributes (priority as a number, assignee_id)."""
+
+    def make(creator, **fields) -> dict:
+        fields.setdefault("title", "Plan the release")
+        with django_db_blocker.unblock():
+            return services.task_create(actor=creator, data=fields).body
+
+    return make
+
+
+@pytest.fixture
+def change_task(django_db_blocker):
+    """Apply a service call to a task outside any request (setup only)."""
+
+    def change(service, task: dict, actor, **kwargs):
+        with django_db_blocker.unblock():
+            return service(task_id=task["id"], actor=actor, **kwargs)
+
+    return change
+
+
+@pytest.fixture
+def people(ana, bob, eve, root):
+    """The four relations a user can have to `task`."""
+    return {"creator": ana, "assignee": bob, "stranger": eve, "admin": root}
+
+
+@pytest.fixture
+def task(make_task, ana, bob):
+    """ana's task, assigned to bob."""
+    return make_task(ana, assignee_id=bob.pk)
+
+
+@pytest.fixture
+def archived_task(task, change_task, ana):
+    change_task(services.task_archive, task, ana)
+    return task
+
+
+@pytest.fixture
+def updated_task(task, change_task, ana):
+    """`task` after ana renamed it to "Newer": at version 2."""
+    change_task(services.task_update, task, ana, data={"title": "Newer"})
+    return task
+
+
+@pytest.fixture
+def unassigned_task(make_task, ana):
+    return make_task(ana, title="Private")
+
+
+async def read_task(api, task_id: str, as_user) -> dict:
+    """The task as `as_user` reads it now."""
+    response = await api.get(task_url(task_id), headers=auth(as_user))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def list_task_ids(api, user, **params) -> set[str]:
+    response = await api.get(TASKS, params={"archived": "all", **params}, headers=auth(user))
+    assert response.status_code == 200, response.text
+    return {row["id"] for row in response.json()["results"]}
