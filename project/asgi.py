@@ -2,6 +2,7 @@
 
 import gc
 import os
+from collections.abc import Awaitable, Callable
 
 import django
 
@@ -17,7 +18,8 @@ from django.urls import get_resolver  # noqa: E402
 from apps.common.asgi import ASGIHandler, BodySizeLimit  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
-application = ProtocolTypeRouter(
+# Wrapped below in the embedded mode: any ASGI application.
+application: Callable[..., Awaitable[None]] = ProtocolTypeRouter(
     {
         "http": BodySizeLimit(ASGIHandler(), max_bytes=settings.MAX_REQUEST_BODY_BYTES),
         "websocket": websocket_application,

@@ -7,6 +7,7 @@ layer, Celery jobs run in-process, emails printed to the console. `DATABASE_URL`
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import environ
@@ -112,7 +113,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
     from apps.common.dbpool import check_connection_if_server_spoke
 
-    ConnectionPool.check_connection = staticmethod(check_connection_if_server_spoke)
+    # A deliberate patch of the pool class, which mypy reads as assigning to a method.
+    ConnectionPool.check_connection = staticmethod(  # type: ignore[method-assign,assignment]
+        check_connection_if_server_spoke
+    )
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 2)
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
@@ -167,7 +171,7 @@ if REDIS_URL:
     # 17 ms. Pub/sub keeps nothing for a socket that is not listening; nothing is lost by
     # that, since a socket fills any gap in `seq` from the event log. realtime.layers adds
     # the callback channels that keep an idle socket small.
-    CHANNEL_LAYERS = {
+    CHANNEL_LAYERS: dict[str, Any] = {
         "default": {
             "BACKEND": "realtime.layers.RedisPubSubChannelLayer",
             "CONFIG": {
@@ -400,7 +404,7 @@ if not DEBUG:
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 if LOG_FORMAT not in ("text", "json"):
     raise ImproperlyConfigured("LOG_FORMAT must be 'text' or 'json'.")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {

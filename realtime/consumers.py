@@ -3,6 +3,7 @@
 import asyncio
 import time
 from collections import deque
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -40,7 +41,9 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
     carry their rendered payload, so delivering one costs no query and no thread hop.
     """
 
-    user = None
+    # The scope's user, set on connect: a StreamUser from realtime.middleware (the stubs
+    # type the scope's "user" as Channels' lazy object, which names no attributes).
+    user: Any = None
     delivered = 0
     closed = False  # closed by this side (lost access, abuse): nothing more is sent
     # The client's message allowance (a token bucket), set on its first message.
@@ -63,11 +66,15 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         messages wait. A lock keeps the handlers one at a time, in arrival order per
         source, as Channels does."""
         self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_callback_channel(self.layer_message)
+        # realtime.layers' layers add callback channels, which the stubs' base class lacks.
+        layer: Any = get_channel_layer(self.channel_layer_alias)
+        self.channel_layer = layer
+        self.channel_name = await layer.new_callback_channel(self.layer_message)
         self.base_send = send
         self.one_at_a_time = asyncio.Lock()
-        self.application = asyncio.current_task()
+        application = asyncio.current_task()
+        assert application is not None  # the server runs each connection as a task
+        self.application: asyncio.Task = application
         try:
             while True:
                 message = await receive()
@@ -81,7 +88,7 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
             if not isinstance(self.failure, StopConsumer):
                 raise self.failure from None
         finally:
-            self.channel_layer.remove_callback_channel(self.channel_name)
+            layer.remove_callback_channel(self.channel_name)
             if self.draining is not None:
                 self.draining.cancel()
                 await asyncio.gather(self.draining, return_exceptions=True)
@@ -113,7 +120,7 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         """Authenticate, join the stream, say hello and replay what the client missed."""
         subprotocol = BEARER_SUBPROTOCOL if self.scope.get("bearer_subprotocol") else None
         await self.accept(subprotocol)
-        user = self.scope.get("user")
+        user: Any = self.scope.get("user")
         if user is None or self._token_expired():
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -141,7 +148,7 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
         self.delivered = last_seq
         if after is not None:
             await self.replay_after(after)
-        expires_at = self.scope.get("token_exp")
+        expires_at = cast("float | None", self.scope.get("token_exp"))  # from the middleware
         if expires_at is not None:
             loop = asyncio.get_running_loop()
             self.expiry = loop.call_at(loop.time() + expires_at - time.time(), self._expire)
@@ -286,7 +293,7 @@ class TaskStreamConsumer(AsyncJsonWebsocketConsumer):
                 value.clear()
 
     def _token_expired(self) -> bool:
-        expires_at = self.scope.get("token_exp")
+        expires_at = cast("float | None", self.scope.get("token_exp"))  # from the middleware
         return expires_at is not None and expires_at <= time.time()
 
     def _expire(self) -> None:

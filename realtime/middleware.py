@@ -37,7 +37,7 @@ async def _authenticated(scope) -> dict:
     user, expires_at = None, None
     if raw_token:
         try:
-            token = AccessToken(raw_token)
+            token = AccessToken(raw_token)  # type: ignore[arg-type]  # simplejwt annotates str out
         except TokenError:
             token = None
         if token is not None:

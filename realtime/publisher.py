@@ -68,6 +68,7 @@ def send_to_groups(messages: list[tuple[str, dict]], timeout: float = SEND_TIMEO
     if not messages:
         return
     layer = get_channel_layer()
+    assert layer is not None  # settings.CHANNEL_LAYERS always names a default
 
     async def send_all():
         await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))

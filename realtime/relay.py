@@ -30,6 +30,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
@@ -117,8 +118,9 @@ class EventRelay:
     def __init__(self, *, batch_size: int = BATCH_SIZE):
         self.batch_size = batch_size
         layer = get_channel_layer()
-        config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-        self._layer = layer
+        config: dict[str, Any] = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+        # A RedisChannelLayer (channels_redis is untyped): its serialize() packs messages.
+        self._layer: Any = layer
         self._group_prefix = f"{config.get('prefix', 'asgi')}__group__"
         self._redis = [_redis_client(host) for host in config["hosts"]]
         self._heads: dict[int, tuple[int, float]] = {}  # user -> (last seq, when)

@@ -10,7 +10,9 @@ register). Each authenticated request also counts against its user's limit
 one `in_thread` call (`apps.common.threads`).
 """
 
+from collections.abc import Callable
 from inspect import iscoroutinefunction
+from typing import Any, cast
 
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
@@ -31,8 +33,12 @@ class APIView(AsyncAPIView):
         try:
             await self.ainitial(request, *args, **kwargs)
             method = request.method.lower()
+            handler: Callable[..., Any]
             if method in self.http_method_names:
-                handler = getattr(self, method, self.http_method_not_allowed)
+                # getattr's stubs make the result Optional; the default is never None.
+                handler = cast(
+                    "Callable[..., Any]", getattr(self, method, self.http_method_not_allowed)
+                )
             else:
                 handler = self.http_method_not_allowed
             if iscoroutinefunction(handler):

@@ -115,6 +115,7 @@ class ASGIHandler(DjangoASGIHandler):
         await signals.request_started.asend(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
+            assert error_response is not None  # create_request returns one or the other
             body_file.close()
             await self.send_response(error_response, send)
             await close_response(error_response)

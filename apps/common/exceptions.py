@@ -52,7 +52,8 @@ def check_pool_in_background() -> None:
 
 def _check_pool() -> None:
     try:
-        pool = connections["default"].pool
+        # PostgreSQL's connection has a pool; the stubs type the backends' common base.
+        pool = connections["default"].pool  # type: ignore[attr-defined]
         if pool is not None and not pool.closed:
             pool.check()
     except Exception as exc:  # the next failing request tries again
@@ -115,7 +116,8 @@ def api_exception(exc: domain.DomainError, context) -> exceptions.APIException:
         view, request = context.get("view"), context.get("request")
         challenge = view.get_authenticate_header(request) if view and request else None
         if challenge:
-            failed.auth_header = challenge
+            # DRF's own handler sets and reads this attribute; its stubs do not declare it.
+            failed.auth_header = challenge  # type: ignore[attr-defined]
         else:
             failed.status_code = status.HTTP_403_FORBIDDEN
         return failed
@@ -135,28 +137,28 @@ def problem_exception_handler(exc, context):
         return Response(body, status=500, content_type=PROBLEM_CONTENT_TYPE)
 
     headers = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if getattr(exc, "wait", None):
-        headers["Retry-After"] = retry_after(exc.wait)
+    if auth_header := getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = auth_header
+    if wait := getattr(exc, "wait", None):
+        headers["Retry-After"] = retry_after(wait)
 
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)
         detail = _summarise(errors)
         body = problem_body(exc.status_code, detail, code="invalid", errors=errors)
     else:
-        detail = exc.detail
-        if isinstance(detail, dict):  # simplejwt nests its message
-            detail = detail.get("detail", "")
-        elif isinstance(detail, list):
-            detail = " ".join(str(item) for item in detail)
+        message: object = exc.detail
+        if isinstance(message, dict):  # simplejwt nests its message
+            message = message.get("detail", "")
+        elif isinstance(message, list):
+            message = " ".join(str(item) for item in message)
         extensions = dict(getattr(exc, "extensions", {}))
         if exc.status_code == status.HTTP_400_BAD_REQUEST:
             # Every 400 has `errors`, as the schema says: a body that could not be parsed
             # at all is wrong as a whole.
-            extensions.setdefault("errors", {"non_field_errors": [str(detail)]})
+            extensions.setdefault("errors", {"non_field_errors": [str(message)]})
         body = problem_body(
-            exc.status_code, str(detail), code=_first_code(exc.get_codes()), **extensions
+            exc.status_code, str(message), code=_first_code(exc.get_codes()), **extensions
         )
     return Response(
         body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE

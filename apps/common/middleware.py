@@ -71,7 +71,8 @@ class AsyncSecurityMiddleware(SecurityMiddleware):
         request.get_host()  # a Host outside ALLOWED_HOSTS is a 400 before any view runs
         response = self.process_request(request)
         if response is None:
-            response = await self.get_response(request)
+            # Async-only (async_capable, not sync_capable): Django hands it an async chain.
+            response = await self.get_response(request)  # type: ignore[misc]
         return self.process_response(request, response)
 
     def process_response(self, request, response):

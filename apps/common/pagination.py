@@ -50,6 +50,7 @@ def paginate(
     position, backwards = _decode(cursor, scope=scope, size=len(keys)) if cursor else (None, False)
     rows = first_rows if position is None else None
     if rows is None:
+        assert queryset is not None, "paginate needs a queryset unless first_rows stand in"
         rows = order_by_keys(queryset, keys, backwards=backwards)
         try:
             if position is not None:

@@ -40,7 +40,9 @@ class ProblemSerializer(serializers.Serializer):
 
 
 class ValidationProblemSerializer(ProblemSerializer):
-    errors = serializers.DictField(
+    # The schema's field shadows Serializer.errors, which nothing reads: this serializer
+    # only documents the body, it never validates one.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Messages per field; nested fields are joined with dots.",
     )

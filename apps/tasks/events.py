@@ -8,11 +8,14 @@ is the outbox that the relay (realtime/relay.py) publishes from.
 """
 
 import logging
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from apps.tasks.models import EventStream, StreamEntry, Task, TaskEvent
@@ -36,14 +39,15 @@ def record_event(
     actor: User | None,
     changes: dict | None = None,
     snapshot: dict | None = None,
-    extra_recipients: set[int] = frozenset(),
+    extra_recipients: AbstractSet[int | None] = frozenset(),
 ) -> TaskEvent:
     """Write the event and give it the next `seq` in each recipient's stream (the task's
     creator, its assignee, every active admin, and `extra_recipients`, who just lost
     sight of it), plan its emails and hand them off after the commit. Call it last in
     the transaction, so the stream locks are held only until the commit. Events of the
     system's own jobs (reminders, purges) have no actor."""
-    people = people_concerned({task.created_by_id, task.assignee_id, *extra_recipients} - {None})
+    concerned = {task.created_by_id, task.assignee_id, *extra_recipients}
+    people = people_concerned({pk for pk in concerned if pk is not None})
     recipients = _recipients_of(task, people, extra_recipients)
     event = TaskEvent(
         type=event_type,
@@ -74,11 +78,12 @@ def record_event(
     return event
 
 
-def _recipients_of(task: Task, people: dict[int, User], extra: set[int]) -> set[int]:
+def _recipients_of(task: Task, people: dict[int, User], extra: AbstractSet[int | None]) -> set[int]:
     """Who can see the task now (its creator, its assignee and every active admin), and
     the `extra` people who just lost sight of it."""
     admins = {pk for pk, person in people.items() if person.is_admin and person.is_active}
-    return {task.created_by_id, task.assignee_id, *admins, *extra} - {None}
+    concerned = (task.created_by_id, task.assignee_id, *admins, *extra)
+    return {pk for pk in concerned if pk is not None}
 
 
 # After a commit, the change's emails go to the broker from this one thread, so that the
@@ -136,7 +141,8 @@ def _insert_event_with_entries(event: TaskEvent, user_ids: list[int]) -> None:
     event_table = TaskEvent._meta.db_table
     stream_table = EventStream._meta.db_table
     entry_table = StreamEntry._meta.db_table
-    fields = [TaskEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
+    # Columns of the model itself, never a relation's reverse side or a generic key.
+    fields = [cast("Field", TaskEvent._meta.get_field(name)) for name in _EVENT_COLUMNS]
     values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
     streams = ", ".join(["(%s, 1)"] * len(user_ids))
     sql = f"""

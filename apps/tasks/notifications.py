@@ -24,7 +24,7 @@ MAX_ATTEMPTS = 6
 RETRY_BASE_SECONDS = 5
 RETRY_MAX_SECONDS = 15 * 60
 
-_VERBS = {
+_VERBS: dict[str, str] = {  # by event type (an event row holds the plain string)
     EventType.CREATED: "has been created",
     EventType.UPDATED: "has been updated",
     EventType.ARCHIVED: "has been archived",

@@ -51,7 +51,7 @@ def task_representation(task: Task) -> dict:
         "metadata": task.metadata,
         "assignee": task.assignee_id,
         "assignee_user": user_ref(
-            task.assignee_id, task.assignee.username if task.assignee_id is not None else None
+            task.assignee_id, task.assignee.username if task.assignee is not None else None
         ),
         "created_by": {"id": task.created_by_id, "username": task.created_by.username},
         "archived_at": rfc3339(task.archived_at),

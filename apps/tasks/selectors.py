@@ -1,8 +1,9 @@
 """Every read of tasks and events goes through here: querysets and rules of visibility."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import SimpleNamespace
+from typing import Any, Protocol
 from uuid import UUID
 
 from django.db import connection
@@ -28,7 +29,24 @@ def can_manage(user: User, task: Task) -> bool:
     return user.is_admin or task.created_by_id == user.pk
 
 
-def visible_tasks(user: User) -> QuerySet[Task]:
+class Caller(Protocol):
+    """Who asks, as the visibility rules read them: a User, or a `_Caller` that a
+    compiled read builds from its arguments."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _Caller:
+    pk: int
+    is_admin: bool
+
+
+def visible_tasks(user: Caller) -> QuerySet[Task]:
     """Tasks the user may see: created by or assigned to them; admins see all."""
     tasks = Task.objects.all()
     if not user.is_admin:
@@ -38,7 +56,7 @@ def visible_tasks(user: User) -> QuerySet[Task]:
 
 def _visible_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
     # Not `.first()`: one row at most, so no ORDER BY is needed.
-    caller = SimpleNamespace(pk=user_id, is_admin=shape)
+    caller = _Caller(pk=user_id, is_admin=shape)
     return visible_tasks(caller).filter(pk=task_id).values(*TASK_COLUMNS)
 
 
@@ -61,7 +79,7 @@ _TASK_FIELDS = tuple(field.attname for field in Task._meta.concrete_fields)
 
 
 def _locked_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
-    caller = SimpleNamespace(pk=user_id, is_admin=shape)
+    caller = _Caller(pk=user_id, is_admin=shape)
     return (
         visible_tasks(caller)
         .select_for_update(of=("self",))
@@ -123,7 +141,9 @@ _people_read = CompiledRead(
 def people_concerned(ids: set[int]) -> dict[int, User]:
     """In one query, the people with these ids and every active admin, with
     `PERSON_FIELDS` loaded."""
-    named = {f"id{index}": pk for index, pk in enumerate(sorted(ids))}
+    # Any: the names are the compiled read's own arguments, never `using`.
+    named: dict[str, Any] = {f"id{index}": pk for index, pk in enumerate(sorted(ids))}
+    rows: Iterable[dict]
     if len(named) <= _COMPILED_PEOPLE:
         rows = _people_read.rows(len(named), **named)
     else:
@@ -155,7 +175,7 @@ class TaskFilters:
     ordering: str = "-created_at"
 
 
-def task_list(*, user: User, filters: TaskFilters) -> tuple[QuerySet, list[OrderKey]]:
+def task_list(*, user: Caller, filters: TaskFilters) -> tuple[QuerySet, list[OrderKey]]:
     """The visible tasks matching `filters` as rows of their columns (`TASK_COLUMNS` and
     the order keys), and the keys that order them (unique, ending with the id, so that
     cursor pagination is exact)."""
@@ -209,7 +229,7 @@ def task_list_keys(filters: TaskFilters) -> list[OrderKey]:
 
 def _first_task_page_query(*, shape: tuple, user_id: int) -> QuerySet:
     is_admin, filters, limit = shape
-    tasks, keys = task_list(user=SimpleNamespace(pk=user_id, is_admin=is_admin), filters=filters)
+    tasks, keys = task_list(user=_Caller(pk=user_id, is_admin=is_admin), filters=filters)
     return order_by_keys(tasks, keys)[: limit + 1]
 
 

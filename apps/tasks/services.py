@@ -8,9 +8,11 @@ transaction. Refusals are the project's own errors (`apps.common.errors`).
 import functools
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from apps.common.errors import (
@@ -230,7 +232,8 @@ def _save_changes(task: Task, names: list[str]) -> None:
     `save(update_fields=...)` would, with one prepared UPDATE instead of the ORM's
     query building."""
     task.updated_at = timezone.now()
-    fields = [Task._meta.get_field(name) for name in (*names, "updated_at")]
+    # Columns of the model itself, never a relation's reverse side or a generic key.
+    fields = [cast("Field", Task._meta.get_field(name)) for name in (*names, "updated_at")]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     values = [field.get_db_prep_save(getattr(task, field.attname), connection) for field in fields]

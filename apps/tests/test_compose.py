@@ -344,7 +344,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
 
 
 def _locked_pins(lock: str = "scripts/requirements.lock") -> dict[str, tuple[str, list[str]]]:
-    pins = {}
+    pins: dict[str, tuple[str, list[str]]] = {}
     name = None
     for line in (REPO / lock).read_text().splitlines():
         line = line.strip()
@@ -618,7 +618,9 @@ def _database_url(dbname: str, port: int | None = None) -> str:
 
 def _applied_migrations(dbname: str) -> list[tuple[str, str]]:
     with _server_connection(dbname) as connection:
-        if connection.execute("SELECT to_regclass('django_migrations')").fetchone()[0] is None:
+        row = connection.execute("SELECT to_regclass('django_migrations')").fetchone()
+        assert row is not None  # a SELECT of one value returns one row
+        if row[0] is None:
             return []
         return connection.execute("SELECT app, name FROM django_migrations").fetchall()
 

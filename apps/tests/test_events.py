@@ -108,7 +108,10 @@ async def get_history(api, user, task_id, **params) -> dict:
 
 
 def is_rfc3339_utc(value: str) -> bool:
-    return value.endswith("Z") and datetime.fromisoformat(value).utcoffset().total_seconds() == 0
+    if not value.endswith("Z"):
+        return False
+    offset = datetime.fromisoformat(value).utcoffset()
+    return offset is not None and offset.total_seconds() == 0
 
 
 # --- The rows each change writes ------------------------------------------------------------

@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from contextlib import asynccontextmanager
 from html import escape
+from typing import Any
 
 import httpx
 import pytest
@@ -126,6 +127,7 @@ async def stream(web_url: str, user, *, after: int | None = None, via_subprotoco
     if after is not None:
         url += f"?after={after}"
     token = str(AccessToken.for_user(user))
+    options: dict[str, Any]
     if via_subprotocol:
         options = {"subprotocols": ["bearer", token]}
     else:
@@ -137,7 +139,8 @@ async def stream(web_url: str, user, *, after: int | None = None, via_subprotoco
         yield StreamClient(socket, hello)
 
 
-async def call(web, method: str, path: str, user, expected: int = 200, **kwargs) -> dict | None:
+async def call(web, method: str, path: str, user, expected: int = 200, **kwargs) -> Any:
+    """The decoded JSON body of the response, None when it has none."""
     response = await web.request(method, path, headers=auth(user), **kwargs)
     assert response.status_code == expected, response.text
     return response.json() if response.content else None

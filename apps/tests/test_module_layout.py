@@ -34,7 +34,7 @@ def project_modules() -> dict[str, Path]:
 
 
 def imported_names(path: Path, module: str) -> set[str]:
-    names = set()
+    names: set[str] = set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

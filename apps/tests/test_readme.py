@@ -113,6 +113,7 @@ class Pasted:
             start_new_session=True,
         )  # fmt: skip
         if stdin is not None:
+            assert self.process.stdin is not None  # a pipe, asked for above
             self.process.stdin.write(stdin.encode())
             self.process.stdin.close()
 

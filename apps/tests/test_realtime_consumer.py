@@ -103,6 +103,7 @@ async def create_task(api, user, title="Task") -> int:
 
 async def last_event_id(task_id) -> int:
     event = await TaskEvent.objects.filter(task_id=task_id).order_by("-id").afirst()
+    assert event is not None, f"task {task_id} has no event"
     return event.pk
 
 

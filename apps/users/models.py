@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models.functions import Lower
@@ -29,7 +31,7 @@ class User(AbstractUser):
         max_length=16, choices=EmailNotifications.choices, default=EmailNotifications.ALL
     )
 
-    objects = TaskhubUserManager()
+    objects: ClassVar[TaskhubUserManager] = TaskhubUserManager()
 
     REQUIRED_FIELDS = ["email"]
 

@@ -1,6 +1,7 @@
 """Query parameters of the list endpoints, parsed strictly: anything unknown is a 400."""
 
 from datetime import UTC, datetime, time
+from typing import Any
 
 from django.http import QueryDict
 from django.utils.dateparse import parse_date, parse_datetime
@@ -47,7 +48,7 @@ def parse_task_list_params(params: QueryDict, *, user: User) -> tuple[TaskFilter
     values = single_values(
         params, TASK_LIST_PARAMS, errors, repeatable=frozenset({"status", "priority"})
     )
-    filters = {}
+    filters: dict[str, Any] = {}
     if "status" in values:
         filters["statuses"] = _choices(values["status"], Status.values, "status", errors)
     if "priority" in values:

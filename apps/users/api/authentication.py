@@ -51,7 +51,10 @@ class AccessTokenAuthentication(JWTAuthentication):
         try:
             user_id = int(token[api_settings.USER_ID_CLAIM])
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidToken(_("Token contained no recognizable user identification")) from exc
+            raise InvalidToken(
+                # simplejwt annotates str; DRF takes the lazy translation, as its own do
+                _("Token contained no recognizable user identification")  # type: ignore[arg-type]
+            ) from exc
         if len(_verified) >= VERIFIED_TOKENS_KEPT:
             _verified.pop(next(iter(_verified)), None)  # the oldest
         _verified[raw_token] = (user_id, token["exp"], token)

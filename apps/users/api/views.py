@@ -3,6 +3,7 @@
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
@@ -31,7 +32,7 @@ SEARCH_PARAMS = frozenset({"search"})
 class PublicAuthView(APIView):
     """Endpoints reached without a token; a stale Authorization header is ignored."""
 
-    authentication_classes = []
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
     def get_authenticate_header(self, request):
