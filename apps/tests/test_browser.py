@@ -14,7 +14,16 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db.models import Max
-from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    WebSocketRoute,
+    async_playwright,
+    expect,
+)
 
 from apps.tasks.models import StreamEntry, Task
 from apps.tests.conftest import PASSWORD, auth
@@ -87,22 +96,22 @@ async def open_page(browser: Browser, site: str):
     """Opens the page in a fresh browser context (a person of their own). Uncaught
     script errors and Content-Security-Policy violations on any of the pages fail the
     test."""
-    contexts, errors = [], []
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
 
-    async def open_(path: str = "/", *, viewport: dict | None = None) -> Page:
+    def report_csp_violation(message: ConsoleMessage) -> None:
+        # A Content-Security-Policy violation is reported on the console, not thrown.
+        if "Content Security Policy" in message.text:
+            errors.append(message.text)
+
+    async def open_(path: str = "/", *, viewport: ViewportSize | None = None) -> Page:
         context = await browser.new_context(
             base_url=site, viewport=viewport or {"width": 1280, "height": 860}
         )
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
-        # A Content-Security-Policy violation is reported on the console, not thrown.
-        page.on(
-            "console",
-            lambda message: (
-                "Content Security Policy" in message.text and errors.append(message.text)
-            ),
-        )
+        page.on("console", report_csp_violation)
         await page.goto(path)
         return page
 
