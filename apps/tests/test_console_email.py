@@ -23,7 +23,8 @@ BACKEND = "apps.common.mail.ConsoleEmailBackend"
 def email_blocks(output: str) -> list[list[str]]:
     """The lines of each block printed; fails if a block begins inside another or never
     ends (what interleaved writes would leave)."""
-    blocks, current = [], None
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
     for line in output.splitlines():
         if line == START:
             assert current is None, f"an email began inside another:\n{output}"
