@@ -15,6 +15,18 @@ async def _app(scope, receive, send):
     return None
 
 
+async def run_until_two_runs(beat: InProcessBeat, runs: list) -> None:
+    """Start `beat` as the server's first connection would, let it tick until `runs`
+    has two entries (5 s at most), then stop it."""
+    await beat({"type": "http"}, None, None)
+    for _ in range(100):
+        if len(runs) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert beat.loop_task is not None  # started by the connection above
+    beat.loop_task.cancel()
+
+
 def _celery_with(schedule_seconds: float) -> tuple[Celery, list[str]]:
     app = Celery(f"beat-test-{schedule_seconds}", set_as_current=False)
     app.conf.task_always_eager = True
@@ -35,12 +47,7 @@ async def test_due_jobs_run_in_a_worker_thread_after_the_first_connection():
     beat = InProcessBeat(_app, celery_app, tick_seconds=0.05)
     await asyncio.sleep(0.3)
     assert ran == []  # nothing before the server's first connection
-    await beat({"type": "http"}, None, None)
-    for _ in range(100):
-        if len(ran) >= 2:
-            break
-        await asyncio.sleep(0.05)
-    beat.loop_task.cancel()
+    await run_until_two_runs(beat, ran)
     assert len(ran) >= 2
     assert all(name != threading.main_thread().name for name in ran)
 
@@ -68,12 +75,7 @@ async def test_a_failing_job_does_not_stop_the_schedule():
 
     app.conf.beat_schedule = {"boom": {"task": "beat-fail.boom", "schedule": 0.1}}
     beat = InProcessBeat(_app, app, tick_seconds=0.05)
-    await beat({"type": "http"}, None, None)
-    for _ in range(100):
-        if len(calls) >= 2:
-            break
-        await asyncio.sleep(0.05)
-    beat.loop_task.cancel()
+    await run_until_two_runs(beat, calls)
     assert len(calls) >= 2
 
 
@@ -90,10 +92,5 @@ async def test_crontab_entries_run_when_their_minute_comes():
     every_minute = crontab(minute="*", nowfun=lambda: timezone.now() + timedelta(minutes=1))
     app.conf.beat_schedule = {"tick": {"task": "beat-crontab.tick", "schedule": every_minute}}
     beat = InProcessBeat(_app, app, tick_seconds=0.05)
-    await beat({"type": "http"}, None, None)
-    for _ in range(100):
-        if len(ran) >= 2:
-            break
-        await asyncio.sleep(0.05)
-    beat.loop_task.cancel()
+    await run_until_two_runs(beat, ran)
     assert len(ran) >= 2
