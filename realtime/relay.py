@@ -69,8 +69,9 @@ CLAIM_SQL = f"""
     )
     UPDATE {_EVENT_TABLE} AS event SET published_at = now() FROM batch
     WHERE event.id = batch.id
-    RETURNING event.id, event.type, event.task_id, event.actor_snapshot,
-              event.task_snapshot, event.changes, event.created_at
+    RETURNING event.id, event.type, event.task_id, event.project_id, event.actor_snapshot,
+              event.task_snapshot, event.project_snapshot, event.member_snapshot,
+              event.comment_snapshot, event.changes, event.created_at
 """
 ENTRIES_SQL = """
     SELECT event_id, user_id, seq FROM tasks_streamentry
@@ -285,13 +286,18 @@ async def connect_database() -> psycopg.AsyncConnection:
 
 
 def _event_from_row(row) -> TaskEvent:
-    event_id, kind, task_id, actor, task, changes, created_at = row
+    (event_id, kind, task_id, project_id, actor, task, project, member, comment, changes,
+     created_at) = row  # fmt: skip
     return TaskEvent(
         id=event_id,
         type=kind,
         task_id=task_id,
+        project_id=project_id,
         actor_snapshot=actor,
         task_snapshot=task,
+        project_snapshot=project,
+        member_snapshot=member,
+        comment_snapshot=comment,
         changes=changes,
         created_at=created_at,
     )
@@ -308,15 +314,16 @@ def _log_published(events: list[TaskEvent], entries: list[tuple[int, int, int]])
         users = sorted(recipients[event.pk])
         delay_ms = round((now - event.created_at.timestamp()) * 1000, 1)
         logger.info(
-            "published %s task=%s recipients=%s %sms after commit",
+            "published %s %s recipients=%s %sms after commit",
             event.type,
-            event.task_id,
+            f"task={event.task_id}" if event.task_id else f"project={event.project_id}",
             ",".join(map(str, users)),
             delay_ms,
             extra={
                 "event_id": event.pk,
                 "event_type": event.type,
-                "task_id": str(event.task_id),
+                "task_id": str(event.task_id) if event.task_id else None,
+                "project_id": str(event.project_id) if event.project_id else None,
                 "recipients": users,
                 "published_ms_after_commit": delay_ms,
             },

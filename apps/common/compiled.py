@@ -88,11 +88,21 @@ class CompiledRead:
 
 def _preparation(stand_in, param) -> Callable | None:
     """How an argument becomes this parameter, if `param` is the stand-in as the ORM
-    passed it: as it is, or (a UUID on a database without a uuid type) as hex."""
+    passed it: as it is, or (a UUID on a database without a uuid type) as hex; a list,
+    item by item."""
     if type(param) is type(stand_in) and param == stand_in:
         return _as_is
     if isinstance(stand_in, UUID) and param == stand_in.hex:
         return _uuid_hex
+    if isinstance(stand_in, list) and isinstance(param, list) and len(stand_in) == len(param):
+        # A list argument (a lookup like `__any`): each item as the first one goes.
+        if not stand_in:
+            return None
+        item = _preparation(stand_in[0], param[0])
+        if item is None:
+            return None
+        kind = type(param)
+        return lambda values: kind(item(value) for value in values)
     return None
 
 

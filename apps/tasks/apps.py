@@ -8,4 +8,8 @@ class TasksConfig(AppConfig):
     def ready(self):
         # Register the Celery jobs in every process: a change queues its email job by
         # name (apps.tasks.events), which needs the job known to this process's app.
-        from apps.tasks import jobs  # noqa: F401
+        # The `__any` lookup that the visibility rules use (apps.tasks.selectors).
+        from apps.tasks import (
+            jobs,  # noqa: F401
+            lookups,  # noqa: F401
+        )

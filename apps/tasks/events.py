@@ -1,4 +1,5 @@
-"""Recording what happened to a task: the one home of the event pipeline.
+"""Recording what happened (to a task, a project, a membership or a comment): the one
+home of the event pipeline.
 
 `record_event` writes the event row, gives it the next `seq` in each recipient's stream,
 decides its emails and arranges their hand-off after the commit, all in the caller's
@@ -18,10 +19,10 @@ from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
-from apps.tasks.models import EventStream, StreamEntry, Task, TaskEvent
+from apps.tasks.models import EventStream, Project, StreamEntry, Task, TaskEvent
 from apps.tasks.notifications import plan_event_emails
-from apps.tasks.representation import task_representation
-from apps.tasks.selectors import people_concerned
+from apps.tasks.representation import project_snapshot, task_representation
+from apps.tasks.selectors import event_audience, people_concerned
 from apps.users.models import User
 from realtime.publisher import publish_in_process
 
@@ -32,29 +33,52 @@ logger = logging.getLogger(__name__)
 SEND_EMAILS_JOB = "tasks.send_email_deliveries"
 
 
-def record_event(
+def record_event(  # noqa: PLR0913 (keyword-only parts of an event, most optional)
     event_type: str,
     *,
-    task: Task,
     actor: User | None,
+    task: Task | None = None,
+    project: Project | None = None,
     changes: dict | None = None,
     snapshot: dict | None = None,
+    member: dict | None = None,
+    comment: dict | None = None,
     extra_recipients: AbstractSet[int | None] = frozenset(),
+    notify: AbstractSet[int] = frozenset(),
 ) -> TaskEvent:
-    """Write the event and give it the next `seq` in each recipient's stream (the task's
-    creator, its assignee, every active admin, and `extra_recipients`, who just lost
-    sight of it), plan its emails and hand them off after the commit. Call it last in
-    the transaction, so the stream locks are held only until the commit. Events of the
-    system's own jobs (reminders, purges) have no actor."""
-    concerned = {task.created_by_id, task.assignee_id, *extra_recipients}
+    """Write the event and give it the next `seq` in each recipient's stream, plan its
+    emails and hand them off after the commit. Call it last in the transaction, so the
+    stream locks are held only until the commit.
+
+    A task's events (and its comments', which pass `comment`) carry `task` and go to
+    everyone who can see it; a project's (and its members', which pass `member`) carry
+    `project` and go to its members; both also go to every active admin and to
+    `extra_recipients`, who just lost sight of it (`selectors.event_audience`). `snapshot`
+    replaces the task's representation (a deleted task's `{id}`). `notify` names people
+    beyond the task's creator and assignee whom the event may email (earlier commenters,
+    a member just added). Events of the system's own jobs (reminders, purges) have no
+    actor."""
+    concerned = {*extra_recipients, *notify}
+    if task is not None:
+        concerned |= {task.created_by_id, task.assignee_id}
     people = people_concerned({pk for pk in concerned if pk is not None})
-    recipients = _recipients_of(task, people, extra_recipients)
+    project_id = project.pk if project is not None else task.project_id if task else None
+    recipients = event_audience(
+        task=task, project_id=project_id, people=people, extra=extra_recipients
+    )
+    task_snapshot = None
+    if task is not None:
+        task_snapshot = snapshot if snapshot is not None else task_representation(task)
     event = TaskEvent(
         type=event_type,
-        task_id=task.pk,
+        task_id=task.pk if task is not None else None,
+        project_id=project_id,
         actor=actor,
         actor_snapshot={"id": actor.pk, "username": actor.username} if actor else None,
-        task_snapshot=snapshot if snapshot is not None else task_representation(task),
+        task_snapshot=task_snapshot,
+        project_snapshot=project_snapshot(project) if project is not None else None,
+        member_snapshot=member,
+        comment_snapshot=comment,
         changes=changes,
         created_at=timezone.now(),
     )
@@ -68,7 +92,7 @@ def record_event(
         )
     # The emails are decided with the change, so that no lost job can lose one: a
     # delivery whose send job never ran is queued again by queue_due_emails.
-    delivery_ids = plan_event_emails(event, people=people)
+    delivery_ids = plan_event_emails(event, people=people, notify=notify)
     if delivery_ids:
         transaction.on_commit(lambda: hand_off_emails(delivery_ids))
     # The relay is woken by the commit itself (a trigger NOTIFYs it). Without a relay
@@ -76,14 +100,6 @@ def record_event(
     if settings.LIVE_RELAY_IN_PROCESS:
         transaction.on_commit(publish_in_process, robust=True)  # logged, never a 500
     return event
-
-
-def _recipients_of(task: Task, people: dict[int, User], extra: AbstractSet[int | None]) -> set[int]:
-    """Who can see the task now (its creator, its assignee and every active admin), and
-    the `extra` people who just lost sight of it."""
-    admins = {pk for pk, person in people.items() if person.is_admin and person.is_active}
-    concerned = (task.created_by_id, task.assignee_id, *admins, *extra)
-    return {pk for pk in concerned if pk is not None}
 
 
 # After a commit, the change's emails go to the broker from this one thread, so that the
@@ -126,9 +142,13 @@ def _queue_emails(delivery_ids: list[int]) -> None:
 _EVENT_COLUMNS = (
     "type",
     "task_id",
+    "project_id",
     "actor_id",
     "actor_snapshot",
     "task_snapshot",
+    "project_snapshot",
+    "member_snapshot",
+    "comment_snapshot",
     "changes",
     "created_at",
 )

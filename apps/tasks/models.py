@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Status(models.TextChoices):
@@ -27,6 +28,69 @@ class Priority(models.IntegerChoices):
         raise ValueError(f"{label!r} is not a priority")
 
 
+class ProjectRole(models.TextChoices):
+    OWNER = "owner", "Owner"
+    MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+
+# Roles that create and change a project's tasks (a viewer only reads).
+EDITING_ROLES = frozenset({ProjectRole.OWNER, ProjectRole.MEMBER})
+
+
+# Violated by a second project of the same owner with the same name, whatever its case.
+PROJECT_NAME_CONSTRAINT = "project_owner_name_ci"
+
+
+class Project(models.Model):
+    """A shared task list: its members (`Membership`) see and work on its tasks."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, default="")
+    # PROTECT: deleting the person who started a project must not delete a team's tasks.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_projects"
+    )
+    archived_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("created_by", Lower("name"), name=PROJECT_NAME_CONSTRAINT),
+            models.CheckConstraint(
+                condition=models.Q(version__gte=1), name="project_version_positive"
+            ),
+        ]
+        indexes = [models.Index(fields=["archived_at"], name="project_archived")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A person's role in a project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=ProjectRole.choices)
+    added_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_project_user"),
+        ]
+        # "My projects" and "my role here" (the unique index serves "the members").
+        indexes = [models.Index(fields=["user", "project"], name="membership_user_project")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.role} of {self.project_id}"
+
+
 class Task(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)
@@ -44,6 +108,10 @@ class Task(models.Model):
         null=True,
         blank=True,
         related_name="assigned_tasks",
+    )
+    # None for a personal task. PROTECT: a project is deleted only once it has no tasks.
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, null=True, blank=True, related_name="tasks"
     )
     archived_at = models.DateTimeField(null=True, blank=True)
     # The due date a due-soon reminder went out for: a new due date re-arms it.
@@ -63,6 +131,7 @@ class Task(models.Model):
             models.Index(fields=["updated_at", "id"], name="task_updated"),
             models.Index(fields=["priority", "id"], name="task_priority"),
             models.Index(fields=["archived_at"], name="task_archived"),
+            models.Index(fields=["project", "-created_at", "-id"], name="task_project_created"),
             # Open tasks by due date: what the reminder job scans.
             models.Index(
                 fields=["due_at"],
@@ -87,23 +156,43 @@ class EventType(models.TextChoices):
     RESTORED = "task.restored"
     DELETED = "task.deleted"
     DUE_SOON = "task.due_soon"
+    PROJECT_UPDATED = "project.updated"
+    PROJECT_ARCHIVED = "project.archived"
+    PROJECT_RESTORED = "project.restored"
+    PROJECT_DELETED = "project.deleted"
+    MEMBER_ADDED = "member.added"
+    MEMBER_UPDATED = "member.updated"
+    MEMBER_REMOVED = "member.removed"
+    COMMENT_CREATED = "comment.created"
+    COMMENT_UPDATED = "comment.updated"
+    COMMENT_DELETED = "comment.deleted"
+
+
+TASK_EVENT_TYPES = frozenset(kind for kind in EventType if kind.startswith("task."))
 
 
 class TaskEvent(models.Model):
-    """One change to a task, written in the same transaction as the change.
+    """One change (to a task, a project, a membership or a comment), written in the same
+    transaction as the change: the durable log every user's stream points into.
 
-    The task and actor are snapshots, so the event reads the same after the task is
-    changed again or deleted.
+    The task, project, member, comment and actor are snapshots, so the event reads the
+    same after they change again or are deleted. Each event carries the snapshots its
+    type names: task events a task; project events a project; member events a project
+    and a member; comment events a comment and its task.
     """
 
     id = models.BigAutoField(primary_key=True)
     type = models.CharField(max_length=32, choices=EventType.choices)
-    task_id = models.UUIDField(db_index=True)
+    task_id = models.UUIDField(null=True, db_index=True)
+    project_id = models.UUIDField(null=True, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     actor_snapshot = models.JSONField(null=True)
-    task_snapshot = models.JSONField()
+    task_snapshot = models.JSONField(null=True)
+    project_snapshot = models.JSONField(null=True)
+    member_snapshot = models.JSONField(null=True)
+    comment_snapshot = models.JSONField(null=True)
     changes = models.JSONField(null=True)
     created_at = models.DateTimeField(db_index=True)
     # The outbox mark: set by the live relay in the transaction that hands the event to
@@ -123,7 +212,7 @@ class TaskEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.task_id} #{self.pk}"
+        return f"{self.type} {self.task_id or self.project_id} #{self.pk}"
 
 
 class EventStream(models.Model):
@@ -228,3 +317,23 @@ class EmailDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} to {self.email}: {self.status}"
+
+
+class Comment(models.Model):
+    """A note on a task by someone who can see it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments"
+    )
+    body = models.TextField()
+    edited = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["task", "created_at", "id"], name="comment_task_created")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on {self.task_id}"

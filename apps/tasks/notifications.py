@@ -4,6 +4,7 @@ import logging
 import random
 import smtplib
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,7 +16,13 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from apps.tasks.models import DeliveryStatus, EmailDelivery, EventType, TaskEvent
+from apps.tasks.models import (
+    TASK_EVENT_TYPES,
+    DeliveryStatus,
+    EmailDelivery,
+    EventType,
+    TaskEvent,
+)
 from apps.users.models import EmailNotifications, User
 
 logger = logging.getLogger(__name__)
@@ -43,12 +50,16 @@ REQUEUE_AFTER = timedelta(seconds=30)
 SMTP_IDLE_SECONDS = 30
 
 
-def plan_event_emails(event: TaskEvent, *, people: dict[int, User]) -> list[int]:
+def plan_event_emails(
+    event: TaskEvent, *, people: dict[int, User], notify: AbstractSet[int] = frozenset()
+) -> list[int]:
     """Decide, in the change's own transaction, who is emailed about the new `event` (its
     task's creator and assignee, as each one's `email_notifications` allows), record one
     delivery per person, and return their ids for the send jobs. `people` are the people
     the change concerns, read with their email fields (`selectors.people_concerned`);
     someone not among them (a deleted user) is not emailed."""
+    if event.type not in TASK_EVENT_TYPES:
+        return []
     task = _full_snapshot(event)
     if task is None:
         return []
@@ -250,6 +261,8 @@ def _wants(user: User, event: TaskEvent) -> bool:
 def _full_snapshot(event: TaskEvent) -> dict | None:
     """The task as the event shows it; a deletion carries only the id, so its last full
     snapshot comes from the event before it."""
+    if event.task_snapshot is None:
+        return None
     if "title" in event.task_snapshot:
         return event.task_snapshot
     return (

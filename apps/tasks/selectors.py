@@ -1,19 +1,39 @@
-"""Every read of tasks and events goes through here: querysets and rules of visibility."""
+"""Every read of tasks, projects, comments and events goes through here: querysets, and
+the one statement of the rules of visibility and rights.
+
+Who sees a task: its creator, its assignee, every member of its project (any role) and
+admins. Who changes every field of it: for a personal task its creator; for a project
+task the project's owners and members; admins always. An assignee without those rights
+changes `ASSIGNEE_FIELDS` only. Who sees a project: its members and admins. The same
+rules pick the recipients of each event (`event_audience`).
+"""
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.common.compiled import CompiledRead
 from apps.common.pagination import OrderKey, order_by_keys
-from apps.tasks.models import EventStream, Status, StreamEntry, Task, TaskEvent
+from apps.tasks.models import (
+    EDITING_ROLES,
+    Comment,
+    EventStream,
+    Membership,
+    Project,
+    ProjectRole,
+    Status,
+    StreamEntry,
+    Task,
+    TaskEvent,
+)
 from apps.tasks.representation import TASK_COLUMNS, event_representation
 from apps.users.models import Role, User
 
@@ -24,9 +44,38 @@ _FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
 ORDERINGS = ("due_at", "priority", "created_at", "updated_at")
 
 
-def can_manage(user: User, task: Task) -> bool:
-    """The creator and admins may change everything about a task."""
-    return user.is_admin or task.created_by_id == user.pk
+ASSIGNEE_FIELDS = frozenset({"status", "description", "metadata"})
+
+
+@dataclass(frozen=True)
+class TaskAccess:
+    """What the caller may do to a task they can see: `role` is theirs in its project
+    (None outside it, or for a personal task); `project_archived`, whether its project
+    is archived (its tasks then only read)."""
+
+    manage: bool
+    role: str | None = None
+    project_archived: bool = False
+
+
+def task_access(user: User, task: Task, *, role: str | None, project_archived=False) -> TaskAccess:
+    """The caller's rights on a task they can see, given their `role` in its project."""
+    if task.project_id is None:
+        manage = user.is_admin or task.created_by_id == user.pk
+    else:
+        manage = user.is_admin or role in EDITING_ROLES
+    return TaskAccess(manage=manage, role=role, project_archived=project_archived)
+
+
+def can_manage_in_project(user: User, role: str | None) -> bool:
+    """Whether someone with `role` in a project may create and change its tasks."""
+    return user.is_admin or role in EDITING_ROLES
+
+
+def can_comment(user: User, access: TaskAccess) -> bool:
+    """Whoever sees a task comments on it, except a project's viewers (an assignee or a
+    creator who is a viewer is still a viewer)."""
+    return user.is_admin or access.role != ProjectRole.VIEWER
 
 
 class Caller(Protocol):
@@ -46,30 +95,55 @@ class _Caller:
     is_admin: bool
 
 
-def visible_tasks(user: Caller) -> QuerySet[Task]:
-    """Tasks the user may see: created by or assigned to them; admins see all."""
+def project_ids_of(user_id: int) -> list[UUID]:
+    """The projects the user is a member of (any role), by id."""
+    return list(
+        Membership.objects.filter(user_id=user_id)
+        .order_by("project_id")
+        .values_list("project_id", flat=True)
+    )
+
+
+def visible_tasks(user: Caller, *, project_ids: list[UUID] | None = None) -> QuerySet[Task]:
+    """Tasks the user may see: created by or assigned to them, or in one of their
+    projects (`project_ids`, read when not given); admins see all. The projects are
+    passed as one array, so that PostgreSQL can still combine three index scans."""
     tasks = Task.objects.all()
     if not user.is_admin:
-        tasks = tasks.filter(Q(created_by_id=user.pk) | Q(assignee_id=user.pk))
+        if project_ids is None:
+            project_ids = project_ids_of(user.pk)
+        tasks = tasks.filter(
+            Q(created_by_id=user.pk) | Q(assignee_id=user.pk) | Q(project_id__any=project_ids)
+        )
     return tasks
 
 
-def _visible_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
+_PROJECT_STAND_INS = ([UUID(int=1)], [UUID(int=2)])
+
+
+def _visible_task_query(*, shape: bool, user_id: int, project_ids, task_id) -> QuerySet:
     # Not `.first()`: one row at most, so no ORDER BY is needed.
     caller = _Caller(pk=user_id, is_admin=shape)
-    return visible_tasks(caller).filter(pk=task_id).values(*TASK_COLUMNS)
+    return visible_tasks(caller, project_ids=project_ids).filter(pk=task_id).values(*TASK_COLUMNS)
 
 
 # The detail GET's query, compiled once per shape (admin or not).
 _visible_task_read = CompiledRead(
     _visible_task_query,
-    stand_ins={"user_id": (1, 2), "task_id": (UUID(int=1), UUID(int=2))},
+    stand_ins={
+        "user_id": (1, 2),
+        "project_ids": _PROJECT_STAND_INS,
+        "task_id": (UUID(int=1), UUID(int=2)),
+    },
 )
 
 
 def get_visible_task_row(*, user: User, task_id) -> dict | None:
     """The visible task's columns (`TASK_COLUMNS`), or None."""
-    rows = _visible_task_read.rows(user.is_admin, user_id=user.pk, task_id=task_id)
+    project_ids = [] if user.is_admin else project_ids_of(user.pk)
+    rows = _visible_task_read.rows(
+        user.is_admin, user_id=user.pk, project_ids=project_ids, task_id=task_id
+    )
     return rows[0] if rows else None
 
 
@@ -78,13 +152,26 @@ def get_visible_task_row(*, user: User, task_id) -> dict | None:
 _TASK_FIELDS = tuple(field.attname for field in Task._meta.concrete_fields)
 
 
-def _locked_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
+def _locked_task_query(*, shape: bool, user_id: int, project_ids, task_id) -> QuerySet:
     caller = _Caller(pk=user_id, is_admin=shape)
+    role = Membership.objects.filter(project_id=OuterRef("project_id"), user_id=user_id)
     return (
-        visible_tasks(caller)
+        visible_tasks(caller, project_ids=project_ids)
         .select_for_update(of=("self",))
         .filter(pk=task_id)
-        .values(*_TASK_FIELDS, "created_by__username", "assignee__username")
+        .annotate(
+            caller_role=Subquery(role.values("role")[:1]),
+            project_archived_at=Subquery(
+                Project.objects.filter(pk=OuterRef("project_id")).values("archived_at")[:1]
+            ),
+        )
+        .values(
+            *_TASK_FIELDS,
+            "created_by__username",
+            "assignee__username",
+            "caller_role",
+            "project_archived_at",
+        )
     )
 
 
@@ -92,14 +179,22 @@ def _locked_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
 # queryset took a quarter of a PATCH's CPU (py-spy), more than PostgreSQL spends on it.
 _locked_task_read = CompiledRead(
     _locked_task_query,
-    stand_ins={"user_id": (1, 2), "task_id": (UUID(int=1), UUID(int=2))},
+    stand_ins={
+        "user_id": (1, 2),
+        "project_ids": _PROJECT_STAND_INS,
+        "task_id": (UUID(int=1), UUID(int=2)),
+    },
 )
 
 
-def lock_visible_task(*, user: User, task_id) -> Task | None:
+def lock_visible_task(*, user: User, task_id) -> tuple[Task, TaskAccess] | None:
     """The task, locked until the transaction ends (FOR UPDATE, the task row only), if
-    the user may see it; its `created_by` and `assignee` hold their ids and usernames."""
-    rows = _locked_task_read.rows(user.is_admin, user_id=user.pk, task_id=task_id)
+    the user may see it, and what the user may do to it; its `created_by` and `assignee`
+    hold their ids and usernames."""
+    project_ids = [] if user.is_admin else project_ids_of(user.pk)
+    rows = _locked_task_read.rows(
+        user.is_admin, user_id=user.pk, project_ids=project_ids, task_id=task_id
+    )
     if not rows:
         return None
     (row,) = rows
@@ -111,7 +206,13 @@ def lock_visible_task(*, user: User, task_id) -> Task | None:
         task.assignee = User.from_db(
             connection.alias, ("id", "username"), (row["assignee_id"], row["assignee__username"])
         )
-    return task
+    access = task_access(
+        user,
+        task,
+        role=row["caller_role"],
+        project_archived=row["project_archived_at"] is not None,
+    )
+    return task, access
 
 
 # What the recipients and the emails of an event need to know of a person, in the
@@ -159,6 +260,106 @@ def is_task_visible(*, user: User, task_id) -> bool:
     return visible_tasks(user).filter(pk=task_id).exists()
 
 
+def visible_task_access(*, user: User, task_id) -> tuple[Task, TaskAccess] | None:
+    """The task (with its creator and assignee) and the user's rights on it, if they
+    can see it; nothing locked."""
+    task = visible_tasks(user).select_related("created_by", "assignee").filter(pk=task_id).first()
+    if task is None:
+        return None
+    project = None
+    role = None
+    if task.project_id is not None:
+        project = Project.objects.filter(pk=task.project_id).values("archived_at").first()
+        role = project_role(user_id=user.pk, project_id=task.project_id)
+    archived = project is not None and project["archived_at"] is not None
+    return task, task_access(user, task, role=role, project_archived=archived)
+
+
+def project_role(*, user_id: int, project_id) -> str | None:
+    """The user's role in the project, or None if they are not a member."""
+    return (
+        Membership.objects.filter(project_id=project_id, user_id=user_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def visible_projects(user: User) -> QuerySet[Project]:
+    """Projects the user may see (those they are a member of; admins see all), each
+    with `my_role` (None for an admin outside it) and `member_count`, and its creator
+    loaded."""
+    role = Membership.objects.filter(project_id=OuterRef("pk"), user_id=user.pk).values("role")
+    count = (
+        Membership.objects.filter(project_id=OuterRef("pk"))
+        .order_by()
+        .values("project_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    projects = Project.objects.select_related("created_by").annotate(
+        my_role=Subquery(role[:1]),
+        member_count=Coalesce(Subquery(count), 0),
+    )
+    if not user.is_admin:
+        projects = projects.filter(
+            pk__in=Membership.objects.filter(user_id=user.pk).values("project_id")
+        )
+    return projects
+
+
+def project_members(*, project_id) -> QuerySet[Membership]:
+    """The project's memberships with their users, owners first, then by name."""
+    return (
+        Membership.objects.filter(project_id=project_id)
+        .select_related("user")
+        .order_by("user__username", "user_id")
+    )
+
+
+def lock_project_audience(project_id) -> list[int] | None:
+    """The project's members, by id, with the project row locked FOR SHARE until the
+    transaction ends: a membership change (which locks it FOR UPDATE) waits for the
+    changes being recorded, and they for it, so an event reaches exactly the members of
+    the moment it commits. None if there is no such project."""
+    project_table = Project._meta.db_table
+    member_table = Membership._meta.db_table
+    sql = (
+        f"SELECT m.user_id FROM {project_table} p "
+        f"LEFT JOIN {member_table} m ON m.project_id = p.id "
+        f"WHERE p.id = %s FOR SHARE OF p"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    return [user_id for (user_id,) in rows if user_id is not None]
+
+
+def event_audience(
+    *,
+    task: Task | None,
+    project_id,
+    people: dict[int, User],
+    extra: AbstractSet[int | None] = frozenset(),
+) -> set[int]:
+    """Who an event goes to: everyone who can see its task (its creator, its assignee,
+    its project's members) or, for a project's own events, the project's members; every
+    active admin (among `people`); and `extra`, who just lost sight of it."""
+    ids: set[int | None] = set(extra)
+    if task is not None:
+        ids |= {task.created_by_id, task.assignee_id}
+    ids |= {pk for pk, person in people.items() if person.is_admin and person.is_active}
+    if project_id is not None:
+        ids |= set(lock_project_audience(project_id) or ())
+    return {pk for pk in ids if pk is not None}
+
+
+def commenter_ids(*, task_id) -> set[int]:
+    """Everyone who has commented on the task."""
+    return set(Comment.objects.filter(task_id=task_id).values_list("author_id", flat=True))
+
+
 @dataclass(frozen=True)
 class TaskFilters:
     """A parsed, valid set of list filters (see `apps.tasks.api.filters`)."""
@@ -171,15 +372,19 @@ class TaskFilters:
     due_after: datetime | None = None
     overdue: bool | None = None
     archived: str = "false"
+    # A project's id, or "none" for personal tasks only.
+    project: str | None = None
     search_words: tuple[str, ...] = field(default_factory=tuple)
     ordering: str = "-created_at"
 
 
-def task_list(*, user: Caller, filters: TaskFilters) -> tuple[QuerySet, list[OrderKey]]:
+def task_list(
+    *, user: Caller, filters: TaskFilters, project_ids: list[UUID] | None = None
+) -> tuple[QuerySet, list[OrderKey]]:
     """The visible tasks matching `filters` as rows of their columns (`TASK_COLUMNS` and
     the order keys), and the keys that order them (unique, ending with the id, so that
     cursor pagination is exact)."""
-    tasks = visible_tasks(user)
+    tasks = _in_project(visible_tasks(user, project_ids=project_ids), filters.project)
     if filters.statuses:
         tasks = tasks.filter(status__in=filters.statuses)
     if filters.priorities:
@@ -217,6 +422,14 @@ def task_list(*, user: Caller, filters: TaskFilters) -> tuple[QuerySet, list[Ord
     return tasks.values(*TASK_COLUMNS, *{keys[0].name} - set(TASK_COLUMNS)), keys
 
 
+def _in_project(tasks: QuerySet[Task], project: str | None) -> QuerySet[Task]:
+    if project == "none":
+        return tasks.filter(project__isnull=True)
+    if project is not None:
+        return tasks.filter(project_id=project)
+    return tasks
+
+
 def task_list_keys(filters: TaskFilters) -> list[OrderKey]:
     """The keys that order `task_list` (unique, ending with the id). Ordering by due date
     orders by `due_sort`, which puts tasks without one last either way."""
@@ -227,15 +440,18 @@ def task_list_keys(filters: TaskFilters) -> list[OrderKey]:
     return [OrderKey(name, descending), OrderKey("id", descending)]
 
 
-def _first_task_page_query(*, shape: tuple, user_id: int) -> QuerySet:
+def _first_task_page_query(*, shape: tuple, user_id: int, project_ids) -> QuerySet:
     is_admin, filters, limit = shape
-    tasks, keys = task_list(user=_Caller(pk=user_id, is_admin=is_admin), filters=filters)
+    caller = _Caller(pk=user_id, is_admin=is_admin)
+    tasks, keys = task_list(user=caller, filters=filters, project_ids=project_ids)
     return order_by_keys(tasks, keys)[: limit + 1]
 
 
 # First pages of the list, compiled once per (admin or not, filters, limit).
 _first_task_pages = CompiledRead(
-    _first_task_page_query, stand_ins={"user_id": (1, 2)}, max_shapes=256
+    _first_task_page_query,
+    stand_ins={"user_id": (1, 2), "project_ids": _PROJECT_STAND_INS},
+    max_shapes=256,
 )
 
 
@@ -244,7 +460,10 @@ def first_task_page_rows(*, user: User, filters: TaskFilters, limit: int) -> lis
     None for filters relative to the current time (`overdue`), which must not be kept."""
     if filters.overdue is not None:
         return None
-    return _first_task_pages.rows((user.is_admin, filters, limit), user_id=user.pk)
+    project_ids = [] if user.is_admin else project_ids_of(user.pk)
+    return _first_task_pages.rows(
+        (user.is_admin, filters, limit), user_id=user.pk, project_ids=project_ids
+    )
 
 
 def task_history(*, user: User, task_id) -> QuerySet[TaskEvent]:

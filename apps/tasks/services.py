@@ -7,6 +7,7 @@ transaction. Refusals are the project's own errors (`apps.common.errors`).
 
 import functools
 import logging
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import cast
 
@@ -19,20 +20,26 @@ from apps.common.errors import (
     Archived,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    InvalidInput,
     NotAllowed,
     NotFound,
     StaleVersion,
 )
+from apps.tasks import selectors
 from apps.tasks.events import record_event
-from apps.tasks.models import IDEMPOTENCY_KEY_CONSTRAINT, EventType, IdempotencyRecord, Task
+from apps.tasks.models import (
+    EDITING_ROLES,
+    IDEMPOTENCY_KEY_CONSTRAINT,
+    EventType,
+    IdempotencyRecord,
+    Project,
+    Task,
+)
 from apps.tasks.representation import EDITABLE_FIELDS, task_representation
-from apps.tasks.selectors import can_manage, lock_visible_task
+from apps.tasks.selectors import ASSIGNEE_FIELDS, TaskAccess
 from apps.users.models import User
 
 logger = logging.getLogger(__name__)
-
-# What an assignee who is not the creator (nor an admin) may change.
-ASSIGNEE_FIELDS = frozenset({"status", "description", "metadata"})
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,9 @@ def _create_idempotent(*, actor, data, key, request_hash) -> CreateResult:
 def _create_and_record(*, actor: User, data: dict) -> dict:
     """Insert the task and record its `task.created` event; return its representation."""
     task = Task(created_by=actor, **data)
+    if task.project_id is not None:
+        _check_project_for_tasks(actor=actor, project_id=task.project_id)
+        _check_assignee_in_project(task)
     _insert(task)
     task.created_by = actor
     body = task_representation(task)
@@ -120,10 +130,12 @@ def task_update(
     *, task_id, actor: User, data: dict, if_match: frozenset[int] | None = None
 ) -> Task:
     """Apply validated `data` to the task. A change that changes nothing is not a change:
-    no new version and no event. Returns the task as it is now."""
-    task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match)
+    no new version and no event. Moving the task into, out of or between projects needs
+    the right to change every field on both sides. Returns the task as it is now."""
+    task, access = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match)
     before = task_representation(task)
     old_assignee_id = task.assignee_id
+    old_project_id = task.project_id
     for field, value in data.items():
         setattr(task, field, value)
     after = task_representation(task)
@@ -134,24 +146,88 @@ def task_update(
     }
     if not changes:
         return task
-    if not can_manage(actor, task) and not set(changes) <= ASSIGNEE_FIELDS:
-        forbidden = ", ".join(sorted(set(changes) - ASSIGNEE_FIELDS))
-        raise NotAllowed(
-            f"As the assignee you may change only status, description and metadata, "
-            f"not {forbidden}."
-        )
+    _check_change_allowed(
+        access=access, was_assignee=old_assignee_id == actor.pk, changed=changes.keys()
+    )
     if task.archived_at is not None:
         raise Archived("The task is archived; restore it before changing it.")
+    if "project" in changes:
+        _check_move(actor=actor, task=task, old_project_id=old_project_id)
+    if "project" in changes or "assignee" in changes:
+        _check_assignee_in_project(task)
     task.version += 1
     _save_changes(task, [*data, "version"])
+    # Who could see the task and no longer does gets this last event: a former assignee,
+    # the members of the project it left.
+    extra: set[int | None] = {old_assignee_id}
+    if "project" in changes and old_project_id is not None:
+        extra |= set(selectors.lock_project_audience(old_project_id) or ())
     record_event(
         EventType.UPDATED,
         task=task,
         actor=actor,
         changes=changes,
-        extra_recipients={old_assignee_id} - {None},
+        extra_recipients=extra - {None},
     )
     return task
+
+
+def _check_change_allowed(
+    *, access: TaskAccess, was_assignee: bool, changed: AbstractSet[str]
+) -> None:
+    """NotAllowed unless the actor may make this change: anything with the right to
+    change every field; as the assignee without it, ASSIGNEE_FIELDS; anyone else who
+    sees the task (a viewer, a creator who left the project), nothing. Archived when the
+    task's project is."""
+    if not access.manage:
+        if not was_assignee:
+            raise NotAllowed("You may only read this task.")
+        if not changed <= ASSIGNEE_FIELDS:
+            forbidden = ", ".join(sorted(changed - ASSIGNEE_FIELDS))
+            raise NotAllowed(
+                f"As the assignee you may change only status, description and metadata, "
+                f"not {forbidden}."
+            )
+    _refuse_in_archived_project(access)
+
+
+def _check_move(*, actor: User, task: Task, old_project_id) -> None:
+    """A move needs the right to change every field of the task where it was (checked
+    before, with the other fields) and where it goes: in a project, to be an owner or
+    member of it; out of every project, to be its creator or an admin."""
+    if task.project_id is None:
+        if not (actor.is_admin or task.created_by_id == actor.pk):
+            raise NotAllowed("Only the task's creator or an admin may make it personal.")
+        return
+    _check_project_for_tasks(actor=actor, project_id=task.project_id)
+
+
+def _check_project_for_tasks(*, actor: User, project_id) -> None:
+    """The actor may put tasks in this project: it exists, they can see it (else the
+    `project` field is invalid: 400), they are an owner or member (else 403), and it is
+    not archived (else 409)."""
+    row = Project.objects.filter(pk=project_id).values("archived_at").first()
+    role = selectors.project_role(user_id=actor.pk, project_id=project_id)
+    if row is None or (role is None and not actor.is_admin):
+        raise InvalidInput({"project": [f"No project with id {project_id} of yours."]})
+    if not selectors.can_manage_in_project(actor, role):
+        raise NotAllowed("As a viewer of this project you may not add or change its tasks.")
+    if row["archived_at"] is not None:
+        raise Archived(
+            "The project is archived; restore it before adding tasks to it.",
+            code="project_archived",
+        )
+
+
+def _check_assignee_in_project(task: Task) -> None:
+    """A project task's assignee must be one of its owners or members (400 otherwise)."""
+    if task.project_id is None or task.assignee_id is None:
+        return
+    role = selectors.project_role(user_id=task.assignee_id, project_id=task.project_id)
+    if role not in EDITING_ROLES:
+        raise InvalidInput(
+            {"assignee": ["Must be an owner or member of the task's project (not a viewer)."]}
+        )
 
 
 @transaction.atomic
@@ -167,9 +243,10 @@ def task_restore(*, task_id, actor: User, if_match: frozenset[int] | None = None
 
 
 def _set_archived(*, task_id, actor: User, if_match, archived: bool) -> Task:
-    task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
+    task, access = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
     if (task.archived_at is not None) == archived:
         return task
+    _refuse_in_archived_project(access)
     task.archived_at = timezone.now() if archived else None
     task.version += 1
     _save_changes(task, ["archived_at", "version"])
@@ -180,29 +257,41 @@ def _set_archived(*, task_id, actor: User, if_match, archived: bool) -> Task:
 @transaction.atomic
 def task_delete(*, task_id, actor: User, if_match: frozenset[int] | None = None) -> None:
     """Delete the task for good; its history stays in the event log."""
-    task = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
+    task, access = _lock_visible_task(task_id=task_id, actor=actor, if_match=if_match, manage=True)
+    _refuse_in_archived_project(access)
     record_event(EventType.DELETED, task=task, actor=actor, snapshot={"id": str(task.pk)})
     task.delete()
 
 
+def _refuse_in_archived_project(access: TaskAccess) -> None:
+    if access.project_archived:
+        raise Archived(
+            "The task's project is archived; restore the project before changing its tasks.",
+            code="project_archived",
+        )
+
+
 def _lock_visible_task(
     *, task_id, actor: User, if_match: frozenset[int] | None = None, manage: bool = False
-) -> Task:
-    """Lock the task for this transaction. NotFound if the actor cannot see it;
-    NotAllowed when `manage` and the actor is only the assignee; StaleVersion when
-    `if_match` (the versions an If-Match header accepts; None for no condition) does not
-    hold the current version."""
-    task = lock_visible_task(user=actor, task_id=task_id)
-    if task is None:
+) -> tuple[Task, TaskAccess]:
+    """Lock the task for this transaction and say what the actor may do to it. NotFound
+    if the actor cannot see it; NotAllowed when `manage` and the actor may not change
+    every field; StaleVersion when `if_match` (the versions an If-Match header accepts;
+    None for no condition) does not hold the current version."""
+    locked = selectors.lock_visible_task(user=actor, task_id=task_id)
+    if locked is None:
         raise NotFound("No task with this id.")
-    if manage and not can_manage(actor, task):
-        raise NotAllowed("Only the task's creator or an admin may do this.")
+    task, access = locked
+    if manage and not access.manage:
+        raise NotAllowed(
+            "Only the task's creator, its project's owners and members, or an admin may do this."
+        )
     if if_match is not None and task.version not in if_match:
         raise StaleVersion(
             "The task has changed since the version named in If-Match.",
             current=task_representation(task),
         )
-    return task
+    return task, access
 
 
 def _insert(task: Task) -> None:

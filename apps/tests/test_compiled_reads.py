@@ -107,6 +107,8 @@ def test_the_locked_task_is_the_task_as_the_orm_loads_it(tasks, ana, root):
             if visible is None:
                 assert locked is None
                 continue
+            assert locked is not None
+            locked, _access = locked
             assert [getattr(locked, name) for name in _TASK_FIELDS] == [
                 getattr(visible, name) for name in _TASK_FIELDS
             ]

@@ -1,5 +1,6 @@
 """Query parameters of the list endpoints, parsed strictly: anything unknown is a 400."""
 
+import uuid
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -21,7 +22,7 @@ MAX_CURSOR_LENGTH = 1000
 TASK_LIST_PARAMS = frozenset(
     {
         "status", "priority", "assignee", "created_by", "due_before", "due_after",
-        "overdue", "archived", "search", "ordering", "limit", "cursor",
+        "overdue", "archived", "project", "search", "ordering", "limit", "cursor",
     }
 )  # fmt: skip
 
@@ -64,6 +65,8 @@ def parse_task_list_params(params: QueryDict, *, user: User) -> tuple[TaskFilter
         filters["overdue"] = _boolean(values["overdue"], "overdue", errors)
     if "archived" in values:
         filters["archived"] = _archived(values["archived"], errors)
+    if "project" in values:
+        filters["project"] = _project(values["project"], errors)
     if "search" in values:
         filters["search_words"] = _words(values["search"], errors)
     if "ordering" in values:
@@ -79,6 +82,16 @@ def _archived(raw: str, errors: ParamErrors) -> str | None:
         errors.add("archived", "Must be one of: false, true, all.")
         return None
     return raw
+
+
+def _project(raw: str, errors: ParamErrors) -> str | None:
+    if raw == "none":
+        return raw
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        errors.add("project", "Must be a project's id (a UUID) or 'none' for personal tasks.")
+        return None
 
 
 def _ordering(raw: str, errors: ParamErrors) -> str | None:

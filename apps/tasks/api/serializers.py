@@ -35,6 +35,12 @@ class TaskSerializer(StrictSerializer):
     assignee_user = UserRefSerializer(
         read_only=True, allow_null=True, help_text="The assignee by name, or null."
     )
+    project = serializers.UUIDField(
+        allow_null=True,
+        default=None,
+        help_text="The project the task belongs to (one you are an owner or member of), "
+        "or null for a personal task.",
+    )
     created_by = UserRefSerializer(read_only=True)
     archived_at = serializers.DateTimeField(read_only=True, allow_null=True)
     version = serializers.IntegerField(read_only=True)
@@ -65,8 +71,12 @@ class TaskSerializer(StrictSerializer):
         return assignee
 
     def model_fields(self) -> dict:
-        """The validated data as Task attributes (`assignee` a user with id and name)."""
-        return dict(self.validated_data)
+        """The validated data as Task attributes (`assignee` a user with id and name,
+        `project_id` the project's id)."""
+        data = dict(self.validated_data)
+        if "project" in data:
+            data["project_id"] = data.pop("project")
+        return data
 
 
 class TaskPageSerializer(serializers.Serializer):

@@ -127,6 +127,11 @@ class TaskListView(APIView):
             OpenApiParameter("overdue", bool, description="Due in the past and not done."),
             OpenApiParameter("archived", str, enum=["false", "true", "all"], default="false"),
             OpenApiParameter(
+                "project",
+                {"type": "string", "pattern": "^(none|[0-9a-fA-F-]{32,36})$"},
+                description="A project's id, or 'none' for personal tasks only.",
+            ),
+            OpenApiParameter(
                 "search", str, description="Words that must all be in the title or description."
             ),
             OpenApiParameter(
@@ -169,7 +174,7 @@ class TaskListView(APIView):
             201: OpenApiResponse(
                 TaskSerializer, description="Created; `Location` and `ETag` headers are set."
             ),
-            **problem_responses(400, 401, 413, 415, 422),
+            **problem_responses(400, 401, 403, 409, 413, 415, 422),
         },
     )
     async def post(self, request):
