@@ -31,9 +31,16 @@ class NotAllowed(DomainError):
 
 
 class Archived(DomainError):
-    """The task is archived, and must be restored before it changes."""
+    """The task (or its project) is archived, and must be restored before it changes."""
 
     code = "task_archived"
+
+
+class Conflict(DomainError):
+    """The change would break a rule about the current state (the last owner of a
+    project leaving it, a project with tasks deleted): 409."""
+
+    code = "conflict"
 
 
 class StaleVersion(DomainError):

@@ -97,6 +97,7 @@ DOMAIN_STATUSES: dict[type[domain.DomainError], int] = {
     domain.NotFound: status.HTTP_404_NOT_FOUND,
     domain.NotAllowed: status.HTTP_403_FORBIDDEN,
     domain.Archived: status.HTTP_409_CONFLICT,
+    domain.Conflict: status.HTTP_409_CONFLICT,
     domain.StaleVersion: status.HTTP_412_PRECONDITION_FAILED,
     domain.IdempotencyKeyInUse: status.HTTP_409_CONFLICT,
     domain.IdempotencyKeyReused: status.HTTP_422_UNPROCESSABLE_ENTITY,

@@ -10,9 +10,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.db import connections
 from django.db.backends.signals import connection_created
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.tasks import services
+from apps.tasks.models import Membership, Project
 from apps.users.models import Role, User
 
 PASSWORD = "a-Strong-passw0rd"
@@ -271,3 +273,31 @@ async def list_task_ids(api, user, **params) -> set[str]:
     response = await api.get(TASKS, params={"archived": "all", **params}, headers=auth(user))
     assert response.status_code == 200, response.text
     return {row["id"] for row in response.json()["results"]}
+
+
+# --- Projects, as the project tests share them ----------------------------------------------
+
+PROJECTS = "/api/v1/projects/"
+
+
+def project_url(project_id, action: str = "") -> str:
+    return f"{PROJECTS}{project_id}/{action + '/' if action else ''}"
+
+
+@pytest.fixture
+def make_project(django_db_blocker):
+    """A project of `owner` with `members` ({user: role}), written straight to the tables
+    (setup only: no events). Returns the Project."""
+
+    def make(owner, *, name=None, members=None, **fields) -> Project:
+        with django_db_blocker.unblock():
+            project = Project.objects.create(
+                name=name or f"Project {Project.objects.count() + 1}", created_by=owner, **fields
+            )
+            now = timezone.now()
+            Membership.objects.create(project=project, user=owner, role="owner", added_at=now)
+            for user, role in (members or {}).items():
+                Membership.objects.create(project=project, user=user, role=role, added_at=now)
+            return project
+
+    return make

@@ -84,7 +84,8 @@ async def test_schema_describes_the_task_fields_and_problem_errors(api):
     task = schema["components"]["schemas"]["Task"]
     assert set(task["properties"]) == {
         "id", "title", "description", "status", "priority", "due_at", "metadata",
-        "assignee", "assignee_user", "created_by", "archived_at", "version", "created_at",
+        "assignee", "assignee_user", "project", "created_by", "archived_at", "version",
+        "created_at",
         "updated_at",
     }  # fmt: skip
     assert set(task["required"]) >= {"id", "title", "version", "created_by"}
