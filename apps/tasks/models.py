@@ -73,7 +73,10 @@ class Project(models.Model):
 class Membership(models.Model):
     """A person's role in a project."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    # Not indexed alone: the unique (project, user) index serves "the project's members".
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -110,8 +113,14 @@ class Task(models.Model):
         related_name="assigned_tasks",
     )
     # None for a personal task. PROTECT: a project is deleted only once it has no tasks.
+    # Not indexed alone: `task_project_created` leads with it.
     project = models.ForeignKey(
-        Project, on_delete=models.PROTECT, null=True, blank=True, related_name="tasks"
+        Project,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tasks",
+        db_index=False,
     )
     archived_at = models.DateTimeField(null=True, blank=True)
     # The due date a due-soon reminder went out for: a new due date re-arms it.
@@ -323,7 +332,10 @@ class Comment(models.Model):
     """A note on a task by someone who can see it."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="comments")
+    # Not indexed alone: `comment_task_created` leads with it.
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="comments", db_index=False
+    )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments"
     )

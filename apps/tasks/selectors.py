@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, DateTimeField, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from apps.common.compiled import CompiledRead
@@ -106,44 +106,38 @@ def project_ids_of(user_id: int) -> list[UUID]:
 
 def visible_tasks(user: Caller, *, project_ids: list[UUID] | None = None) -> QuerySet[Task]:
     """Tasks the user may see: created by or assigned to them, or in one of their
-    projects (`project_ids`, read when not given); admins see all. The projects are
-    passed as one array, so that PostgreSQL can still combine three index scans."""
+    projects; admins see all. Their projects are a subquery, which suits a lookup by
+    key; a list passes them as `project_ids` (one array, read beforehand), so that
+    PostgreSQL can combine three index scans."""
     tasks = Task.objects.all()
-    if not user.is_admin:
-        if project_ids is None:
-            project_ids = project_ids_of(user.pk)
-        tasks = tasks.filter(
-            Q(created_by_id=user.pk) | Q(assignee_id=user.pk) | Q(project_id__any=project_ids)
-        )
-    return tasks
+    if user.is_admin:
+        return tasks
+    theirs = Q(created_by_id=user.pk) | Q(assignee_id=user.pk)
+    if project_ids is None:
+        mine = Membership.objects.filter(user_id=user.pk).values("project_id")
+        return tasks.filter(theirs | Q(project_id__in=mine))
+    return tasks.filter(theirs | Q(project_id__any=project_ids))
 
 
 _PROJECT_STAND_INS = ([UUID(int=1)], [UUID(int=2)])
 
 
-def _visible_task_query(*, shape: bool, user_id: int, project_ids, task_id) -> QuerySet:
+def _visible_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
     # Not `.first()`: one row at most, so no ORDER BY is needed.
     caller = _Caller(pk=user_id, is_admin=shape)
-    return visible_tasks(caller, project_ids=project_ids).filter(pk=task_id).values(*TASK_COLUMNS)
+    return visible_tasks(caller).filter(pk=task_id).values(*TASK_COLUMNS)
 
 
 # The detail GET's query, compiled once per shape (admin or not).
 _visible_task_read = CompiledRead(
     _visible_task_query,
-    stand_ins={
-        "user_id": (1, 2),
-        "project_ids": _PROJECT_STAND_INS,
-        "task_id": (UUID(int=1), UUID(int=2)),
-    },
+    stand_ins={"user_id": (1, 2), "task_id": (UUID(int=1), UUID(int=2))},
 )
 
 
 def get_visible_task_row(*, user: User, task_id) -> dict | None:
     """The visible task's columns (`TASK_COLUMNS`), or None."""
-    project_ids = [] if user.is_admin else project_ids_of(user.pk)
-    rows = _visible_task_read.rows(
-        user.is_admin, user_id=user.pk, project_ids=project_ids, task_id=task_id
-    )
+    rows = _visible_task_read.rows(user.is_admin, user_id=user.pk, task_id=task_id)
     return rows[0] if rows else None
 
 
@@ -152,11 +146,11 @@ def get_visible_task_row(*, user: User, task_id) -> dict | None:
 _TASK_FIELDS = tuple(field.attname for field in Task._meta.concrete_fields)
 
 
-def _locked_task_query(*, shape: bool, user_id: int, project_ids, task_id) -> QuerySet:
+def _locked_task_query(*, shape: bool, user_id: int, task_id) -> QuerySet:
     caller = _Caller(pk=user_id, is_admin=shape)
     role = Membership.objects.filter(project_id=OuterRef("project_id"), user_id=user_id)
     return (
-        visible_tasks(caller, project_ids=project_ids)
+        visible_tasks(caller)
         .select_for_update(of=("self",))
         .filter(pk=task_id)
         .annotate(
@@ -179,11 +173,7 @@ def _locked_task_query(*, shape: bool, user_id: int, project_ids, task_id) -> Qu
 # queryset took a quarter of a PATCH's CPU (py-spy), more than PostgreSQL spends on it.
 _locked_task_read = CompiledRead(
     _locked_task_query,
-    stand_ins={
-        "user_id": (1, 2),
-        "project_ids": _PROJECT_STAND_INS,
-        "task_id": (UUID(int=1), UUID(int=2)),
-    },
+    stand_ins={"user_id": (1, 2), "task_id": (UUID(int=1), UUID(int=2))},
 )
 
 
@@ -191,10 +181,7 @@ def lock_visible_task(*, user: User, task_id) -> tuple[Task, TaskAccess] | None:
     """The task, locked until the transaction ends (FOR UPDATE, the task row only), if
     the user may see it, and what the user may do to it; its `created_by` and `assignee`
     hold their ids and usernames."""
-    project_ids = [] if user.is_admin else project_ids_of(user.pk)
-    rows = _locked_task_read.rows(
-        user.is_admin, user_id=user.pk, project_ids=project_ids, task_id=task_id
-    )
+    rows = _locked_task_read.rows(user.is_admin, user_id=user.pk, task_id=task_id)
     if not rows:
         return None
     (row,) = rows
@@ -307,13 +294,51 @@ def visible_projects(user: User) -> QuerySet[Project]:
     return projects
 
 
+def can_manage_project(user: User, role: str | None) -> bool:
+    """Whether someone with `role` in a project may rename, archive, restore and delete
+    it and manage its members: its owners and admins."""
+    return user.is_admin or role == ProjectRole.OWNER
+
+
+def visible_project(*, user: User, project_id) -> Project | None:
+    """The project as `visible_projects` gives it, if the user may see it."""
+    return visible_projects(user).filter(pk=project_id).first()
+
+
+# The order of the project list: by name whatever its case, then by id (names repeat
+# across creators), so that cursor pagination is exact.
+PROJECT_LIST_KEYS = [OrderKey("name_key", descending=False), OrderKey("id", descending=False)]
+
+
+def project_list(*, user: User, archived: str = "false") -> QuerySet[Project]:
+    """The projects the user may see, as `visible_projects` gives them, with the key
+    that orders them (`PROJECT_LIST_KEYS`): live ones (`archived` "false"), archived
+    ones ("true") or both ("all")."""
+    projects = visible_projects(user).annotate(name_key=Lower("name"))
+    if archived == "false":
+        projects = projects.filter(archived_at__isnull=True)
+    elif archived == "true":
+        projects = projects.filter(archived_at__isnull=False)
+    return projects
+
+
+# The order of a project's members: by username (unique), then by id.
+MEMBER_LIST_KEYS = [OrderKey("username", descending=False), OrderKey("user_id", descending=False)]
+
+
 def project_members(*, project_id) -> QuerySet[Membership]:
-    """The project's memberships with their users, owners first, then by name."""
+    """The project's memberships with their users, each with its `username` to order
+    them by (`MEMBER_LIST_KEYS`)."""
     return (
         Membership.objects.filter(project_id=project_id)
         .select_related("user")
-        .order_by("user__username", "user_id")
+        .annotate(username=F("user__username"))
     )
+
+
+def project_owner_count(*, project_id) -> int:
+    """How many owners the project has."""
+    return Membership.objects.filter(project_id=project_id, role=ProjectRole.OWNER).count()
 
 
 def lock_project_audience(project_id) -> list[int] | None:
@@ -383,8 +408,9 @@ def task_list(
 ) -> tuple[QuerySet, list[OrderKey]]:
     """The visible tasks matching `filters` as rows of their columns (`TASK_COLUMNS` and
     the order keys), and the keys that order them (unique, ending with the id, so that
-    cursor pagination is exact)."""
-    tasks = _in_project(visible_tasks(user, project_ids=project_ids), filters.project)
+    cursor pagination is exact). `project_ids` are the user's projects (read when not
+    given)."""
+    tasks = _in_project(_listed_tasks(user, project_ids), filters.project)
     if filters.statuses:
         tasks = tasks.filter(status__in=filters.statuses)
     if filters.priorities:
@@ -420,6 +446,13 @@ def task_list(
             )
         )
     return tasks.values(*TASK_COLUMNS, *{keys[0].name} - set(TASK_COLUMNS)), keys
+
+
+def _listed_tasks(user: Caller, project_ids: list[UUID] | None) -> QuerySet[Task]:
+    """`visible_tasks` in the form for a list: the user's projects as an array."""
+    if project_ids is None and not user.is_admin:
+        project_ids = project_ids_of(user.pk)
+    return visible_tasks(user, project_ids=project_ids)
 
 
 def _in_project(tasks: QuerySet[Task], project: str | None) -> QuerySet[Task]:
@@ -510,3 +543,35 @@ def stream_events_after(*, user: User | int, after: int, limit: int) -> list[dic
         event_representation(entry.event, seq=entry.seq)
         for entry in stream_after(user=user, after=after, limit=limit)
     ]
+
+
+# --- Comments ---------------------------------------------------------------------------
+
+# Oldest first; the id breaks ties, so that cursor pagination is exact.
+COMMENT_ORDER = (OrderKey("created_at", False), OrderKey("id", False))
+
+
+def task_comments(*, task_id) -> QuerySet[Comment]:
+    """The task's comments with their authors (order them by `COMMENT_ORDER`)."""
+    return Comment.objects.filter(task_id=task_id).select_related("author")
+
+
+def task_comment(*, task_id, comment_id) -> Comment | None:
+    """One comment of the task, with its author, or None (no such comment, or one of
+    another task)."""
+    return task_comments(task_id=task_id).filter(pk=comment_id).first()
+
+
+def commenters_who_see(task: Task) -> set[int]:
+    """Everyone who has commented on the task and can still see it (its creator, its
+    assignee, a member of its project, an active admin): who is told of a new comment
+    besides its creator and assignee. Someone who has left the project is not."""
+    sees = Q(author_id__in=(task.created_by_id, task.assignee_id)) | Q(
+        author__role=Role.ADMIN, author__is_active=True
+    )
+    if task.project_id is not None:
+        sees |= Q(
+            author_id__in=Membership.objects.filter(project_id=task.project_id).values("user_id")
+        )
+    commenters = Comment.objects.filter(task_id=task.pk).filter(sees)
+    return set(commenters.values_list("author_id", flat=True).distinct())
