@@ -325,9 +325,14 @@ class BenchTask:
     assignee: BenchUser | None
     version: int
     title: str
+    # Everyone its events go to, when that is more than its creator and assignee (the
+    # members of its project).
+    audience: tuple[int, ...] = ()
 
     @property
     def recipients(self) -> list[int]:
+        if self.audience:
+            return list(self.audience)
         return [self.creator.id] + ([self.assignee.id] if self.assignee else [])
 
 
@@ -352,6 +357,50 @@ def create_tasks(base_url: str, users: list[BenchUser], each: int = 5, shared: i
                 tasks.append(
                     BenchTask(created["id"], user, assignee, created["version"], body["title"])
                 )
+    return tasks
+
+
+def make_project(name: str, members: list[BenchUser]) -> str:
+    """A project with these members, straight through the ORM: the first is its owner,
+    the rest are members (role "member"). Returns its id."""
+    from django.utils import timezone
+
+    from apps.tasks.models import Membership, Project, ProjectRole
+
+    project = Project.objects.create(name=name, created_by_id=members[0].id)
+    Membership.objects.bulk_create(
+        Membership(
+            project=project,
+            user_id=member.id,
+            role=ProjectRole.OWNER if number == 0 else ProjectRole.MEMBER,
+            added_at=timezone.now(),
+        )
+        for number, member in enumerate(members)
+    )
+    return str(project.pk)
+
+
+def create_project_tasks(
+    base_url: str, project_id: str, members: list[BenchUser], count: int
+) -> list[BenchTask]:
+    """`count` tasks of the project, through the API (`"project": <id>` in the body),
+    created in turn by its first members; each task's events go to every member."""
+    import httpx
+
+    audience = tuple(member.id for member in members)
+    tasks = []
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        for index in range(count):
+            creator = members[index % min(len(members), 20)]
+            body = {"title": f"project task {index}", "project": project_id}
+            response = client.post(
+                "/api/v1/tasks/", json=body, headers={"Authorization": f"Bearer {creator.token}"}
+            )
+            response.raise_for_status()
+            created = response.json()
+            tasks.append(
+                BenchTask(created["id"], creator, None, created["version"], body["title"], audience)
+            )
     return tasks
 
 
