@@ -349,6 +349,7 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "apps.tasks.models.Status",
         "TaskPriorityEnum": ["low", "medium", "high", "urgent"],
         "RoleEnum": "apps.users.models.Role",
+        "ProjectRoleEnum": ["owner", "member", "viewer"],
         "EmailNotificationsEnum": "apps.users.models.EmailNotifications",
     },
     "SERVE_AUTHENTICATION": [],
