@@ -186,11 +186,9 @@ class Watcher:
 
 
 def event_line(event: dict) -> str:
-    """One readable line: time, seq, type, task id and title, actor, changes."""
-    task = event.get("task") or {}
-    subject = str(task.get("id"))
-    if "title" in task:
-        subject += " " + json.dumps(task["title"], ensure_ascii=False)
+    """One readable line: time, seq, type, what it is about (the task's id and title, or
+    the project's id and name), the member or comment if any, actor, changes."""
+    subject = _subject(event)
     # Events of Taskhub's own jobs (reminders, purges) have no actor.
     actor = (event.get("actor") or {}).get("username", "Taskhub")
     parts = [_local_time(event.get("at")), f"#{event['seq']}", event["type"], subject]
@@ -203,6 +201,21 @@ def event_line(event: dict) -> str:
             )
         )
     return "  ".join(parts)
+
+
+def _subject(event: dict) -> str:
+    named = event.get("task") or event.get("project") or {}
+    subject = str(named.get("id"))
+    for name in ("title", "name"):
+        if name in named:
+            subject += " " + json.dumps(named[name], ensure_ascii=False)
+    member = event.get("member")
+    if member:
+        subject += f" member {member['user']['username']} ({member['role']})"
+    comment = event.get("comment")
+    if comment and "body" in comment:
+        subject += " comment " + _short(comment["body"])
+    return subject
 
 
 def _local_time(at: str | None) -> str:

@@ -87,7 +87,9 @@ class TaskPageSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.Serializer):
     """A change event, as in a user's stream (schema only; rendered by
-    `apps.tasks.representation.event_representation`)."""
+    `apps.tasks.representation.event_representation`). Task events carry `task`;
+    project events `project`; member events `project` and `member`; comment events
+    `task` and `comment`."""
 
     type = serializers.ChoiceField(choices=EventType.values)
     seq = serializers.IntegerField(
@@ -98,12 +100,25 @@ class EventSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
     actor = UserRefSerializer(allow_null=True)
     task = serializers.JSONField(
-        help_text="The task as it was after the change; for task.deleted only {id}."
+        required=False,
+        help_text="task.* and comment.* events: the task as it was after the change; for "
+        "task.deleted only {id}.",
+    )
+    project = serializers.JSONField(
+        required=False,
+        help_text="project.* and member.* events: the project as it was after the change "
+        "(without my_role and member_count).",
+    )
+    member = serializers.JSONField(
+        required=False, help_text="member.* events: {user {id, username}, role, added_at}."
+    )
+    comment = serializers.JSONField(
+        required=False, help_text="comment.* events: the comment as it was after the change."
     )
     changes = serializers.DictField(
         child=serializers.ListField(min_length=2, max_length=2),
         required=False,
-        help_text="task.updated only: {field: [old, new]}.",
+        help_text="task.updated and project.updated only: {field: [old, new]}.",
     )
 
 
