@@ -1,4 +1,5 @@
-"""Email notifications of task events: who gets one, and sending each exactly once."""
+"""Email notifications of task events, new comments and new project members: who gets
+one, and sending each exactly once."""
 
 import logging
 import random
@@ -53,17 +54,15 @@ SMTP_IDLE_SECONDS = 30
 def plan_event_emails(
     event: TaskEvent, *, people: dict[int, User], notify: AbstractSet[int] = frozenset()
 ) -> list[int]:
-    """Decide, in the change's own transaction, who is emailed about the new `event` (its
-    task's creator and assignee, as each one's `email_notifications` allows), record one
-    delivery per person, and return their ids for the send jobs. `people` are the people
-    the change concerns, read with their email fields (`selectors.people_concerned`);
-    someone not among them (a deleted user) is not emailed."""
-    if event.type not in TASK_EVENT_TYPES:
-        return []
-    task = _full_snapshot(event)
-    if task is None:
-        return []
-    recipient_ids = {task["created_by"]["id"], task.get("assignee")} - {None}
+    """Decide, in the change's own transaction, who is emailed about the new `event`,
+    record one delivery per person, and return their ids for the send jobs. A task's
+    events email its creator and assignee; a new comment, them and the people in
+    `notify` (earlier commenters), never its author; being added to a project, the
+    person added (`notify`); other events email nobody. Each is emailed as their
+    `email_notifications` allows. `people` are the people the change concerns, read with
+    their email fields (`selectors.people_concerned`); someone not among them (a deleted
+    user) is not emailed."""
+    recipient_ids = _recipient_ids(event, notify)
     users = [people[pk] for pk in sorted(recipient_ids) if pk in people and people[pk].is_active]
     users = [user for user in users if user.email]
     requeue_at = timezone.now() + REQUEUE_AFTER
@@ -75,6 +74,20 @@ def plan_event_emails(
         ]
     )
     return [delivery.pk for delivery in deliveries]
+
+
+def _recipient_ids(event: TaskEvent, notify: AbstractSet[int]) -> set[int]:
+    if event.type == EventType.MEMBER_ADDED:
+        return set(notify)
+    if event.type not in TASK_EVENT_TYPES and event.type != EventType.COMMENT_CREATED:
+        return set()
+    task = _full_snapshot(event)
+    if task is None:
+        return set()
+    ids = {task["created_by"]["id"], task.get("assignee")} - {None}
+    if event.type == EventType.COMMENT_CREATED:
+        ids = (ids | notify) - {event.actor_id}
+    return ids
 
 
 @dataclass(frozen=True)
@@ -168,12 +181,9 @@ def _deliver_locked(delivery_id: int) -> SendOutcome:
         delivery.sent_at = timezone.now()
         delivery.save(update_fields=["status", "sent_at"])
         return SendOutcome("sent")
-    task = _full_snapshot(delivery.event)
     delivery.attempts += 1
     try:
-        if task is None:
-            raise LookupError("the task's snapshot was pruned from the event log")
-        _send(build_email(delivery, task))
+        _send(build_email(delivery, _full_snapshot(delivery.event)))
     except (smtplib.SMTPException, OSError, LookupError) as exc:
         kept_connection.discard()
         delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -274,35 +284,90 @@ def _full_snapshot(event: TaskEvent) -> dict | None:
     )
 
 
-def build_email(delivery: EmailDelivery, task: dict) -> EmailMultiAlternatives:
+def build_email(delivery: EmailDelivery, task: dict | None) -> EmailMultiAlternatives:
     """The email of `delivery` about its event, `task` being the task as the event shows
-    it; the bodies are the templates tasks/email/event.txt and event.html."""
+    it (None for a project's events). The bodies are templates under tasks/email/:
+    event.* for a task's events, comment.* for a new comment, member_added.* for being
+    added to a project. LookupError if the event is a task's and `task` is None (its
+    snapshot was pruned from the event log)."""
     event = delivery.event
+    if event.type == EventType.MEMBER_ADDED:
+        subject, template, context = _member_added_email(event)
+    elif task is None:
+        raise LookupError("the task's snapshot was pruned from the event log")
+    elif event.type == EventType.COMMENT_CREATED:
+        subject, template, context = _comment_email(event, task)
+    else:
+        subject, template, context = _task_email(event, task)
+    context["username"] = delivery.user.username
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),  # no line breaks in a header
+        body=_render(f"tasks/email/{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[delivery.email],
+        # The same id on every attempt, so a mail system can tell a resend from news.
+        headers={"Message-ID": f"<taskhub-delivery-{delivery.pk}@{_mail_domain()}>"},
+    )
+    message.attach_alternative(_render(f"tasks/email/{template}.html", context), "text/html")
+    return message
+
+
+def _task_email(event: TaskEvent, task: dict) -> tuple[str, str, dict]:
     title = task["title"]
     verb = _VERBS.get(event.type, "has changed")
     context = {
-        "username": delivery.user.username,
         "title": title,
         "verb": verb,
         # The system's own events (reminders, purges) are by nobody.
         "actor": event.actor_snapshot.get("username", "Taskhub") if event.actor_snapshot else None,
         "status": _STATUS_LABELS.get(task["status"], task["status"]),
         "due": task["due_at"] or "no due date",
-        "link": f"{settings.SITE_URL.rstrip('/')}/?task={task['id']}",
+        "link": _link(task=task["id"]),
         "changes": [
             (field, str(old), str(new)) for field, (old, new) in (event.changes or {}).items()
         ],
     }
-    message = EmailMultiAlternatives(
-        subject=f"Task “{' '.join(title.split())}” {verb}",  # no line breaks in a header
-        body=_render("tasks/email/event.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[delivery.email],
-        # The same id on every attempt, so a mail system can tell a resend from news.
-        headers={"Message-ID": f"<taskhub-delivery-{delivery.pk}@{_mail_domain()}>"},
-    )
-    message.attach_alternative(_render("tasks/email/event.html", context), "text/html")
-    return message
+    return f"Task “{title}” {verb}", "event", context
+
+
+def _comment_email(event: TaskEvent, task: dict) -> tuple[str, str, dict]:
+    actor = _actor_name(event)
+    body = event.comment_snapshot["body"] if event.comment_snapshot else ""
+    context = {
+        "actor": actor,
+        "title": task["title"],
+        "body": body,
+        "lines": body.splitlines(),
+        "link": _link(task=task["id"]),
+    }
+    return f"{actor} commented on task “{task['title']}”", "comment", context
+
+
+_ROLE_PHRASES = {"owner": "an owner", "member": "a member", "viewer": "a viewer"}
+
+
+def _member_added_email(event: TaskEvent) -> tuple[str, str, dict]:
+    actor = _actor_name(event)
+    project = event.project_snapshot or {}
+    role = (event.member_snapshot or {}).get("role", "")
+    context = {
+        "actor": actor,
+        "name": project.get("name", ""),
+        "role": _ROLE_PHRASES.get(role, role),
+        "link": _link(project=str(project.get("id", event.project_id))),
+    }
+    return f"{actor} added you to project “{context['name']}”", "member_added", context
+
+
+def _actor_name(event: TaskEvent) -> str:
+    return (event.actor_snapshot or {}).get("username") or "Someone"
+
+
+def _link(**query: str) -> str:
+    """The browser page at SITE_URL, opened on one task or project (`task=` or
+    `project=` its id)."""
+    [(name, value)] = query.items()
+    return f"{settings.SITE_URL.rstrip('/')}/?{name}={value}"
 
 
 def _render(template_name: str, context: dict) -> str:

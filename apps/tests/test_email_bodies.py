@@ -119,3 +119,63 @@ def test_a_reminder_has_no_actor_and_a_task_may_have_no_due_date():
         "<p>Status: To do<br>Due: no due date</p>"
         f'<p><a href="{LINK}">Open the task</a></p>',
     )
+
+
+PROJECT_ID = "7d3c2b1a-0000-4000-8000-00000000abcd"
+
+
+def test_a_comment_quotes_it_line_by_line_and_links_the_task():
+    event = TaskEvent(
+        type=EventType.COMMENT_CREATED, task_id=TASK["id"], actor_snapshot=ANA,
+        task_snapshot=TASK,
+        comment_snapshot={"id": "c0", "task": TASK["id"], "body": "Looks <good> & done\n\n> x"},
+    )  # fmt: skip
+    delivery = EmailDelivery(pk=7, event=event, user=User(username="bob"), email="bob@example.com")
+    message = build_email(delivery, TASK)
+    assert message.subject == "ana commented on task “Ship <the> release & party”"
+    assert message.extra_headers["Message-ID"] == "<taskhub-delivery-7@mail.test>"
+    assert bodies(message) == (
+        "Hello bob,\n"
+        "\n"
+        "ana commented on task “Ship <the> release & party”:\n"
+        "\n"
+        "> Looks <good> & done\n"
+        ">\n"
+        "> > x\n"
+        "\n"
+        f"Open it: {LINK}\n",
+        "<p>Hello bob,</p>"
+        "<p>ana commented on task <b>Ship &lt;the&gt; release &amp; party</b>:</p>"
+        "<blockquote>Looks &lt;good&gt; &amp; done<br><br>&gt; x</blockquote>"
+        f'<p><a href="{LINK}">Open the task</a></p>',
+    )
+
+
+def test_being_added_to_a_project_names_who_added_whom_as_what():
+    event = TaskEvent(
+        type=EventType.MEMBER_ADDED, project_id=PROJECT_ID, actor_snapshot=ANA,
+        project_snapshot={"id": PROJECT_ID, "name": "Launch <Q1>\n& more"},
+        member_snapshot={"user": {"id": 2, "username": "bob"}, "role": "owner"},
+    )  # fmt: skip
+    delivery = EmailDelivery(pk=8, event=event, user=User(username="bob"), email="bob@example.com")
+    message = build_email(delivery, None)
+    link = f"http://tasks.test/?project={PROJECT_ID}"
+    assert message.subject == "ana added you to project “Launch <Q1> & more”"
+    assert message.to == ["bob@example.com"]
+    assert bodies(message) == (
+        "Hello bob,\n"
+        "\n"
+        "ana added you to project “Launch <Q1>\n& more” as an owner.\n"
+        "\n"
+        f"Open it: {link}\n",
+        "<p>Hello bob,</p>"
+        "<p>ana added you to project <b>Launch &lt;Q1&gt;\n&amp; more</b> as an owner.</p>"
+        f'<p><a href="{link}">Open the project</a></p>',
+    )
+
+
+def test_a_task_event_whose_snapshot_was_pruned_cannot_be_built():
+    event = TaskEvent(type=EventType.DELETED, task_id=TASK["id"], actor_snapshot=ANA)
+    delivery = EmailDelivery(pk=9, event=event, user=User(username="bob"), email="bob@example.com")
+    with pytest.raises(LookupError):
+        build_email(delivery, None)
