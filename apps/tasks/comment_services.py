@@ -41,16 +41,19 @@ def comment_create(*, task_id, actor: User, body: str) -> Comment:
 
 
 @transaction.atomic
-def comment_update(*, task_id, comment_id, actor: User, body: str) -> Comment:
+def comment_update(*, task_id, comment_id, actor: User, body: str | None) -> Comment:
     """Change the text of the actor's own comment; it is then marked `edited`. The same
-    text again changes nothing and records nothing. NotFound for a task the actor cannot
-    see or a comment not on it, NotAllowed unless the actor wrote it, Archived if the
-    task or its project is."""
+    text again, or None (an empty PATCH), changes nothing and records nothing. NotFound
+    for a task the actor cannot see or a comment not on it, NotAllowed unless the actor
+    wrote it and may still comment (an author since made a viewer may not), Archived if
+    the task or its project is."""
     task, access = _lock_task(task_id=task_id, actor=actor)
     comment = _comment_of(task, comment_id)
     if comment.author_id != actor.pk:
         raise NotAllowed("Only its author may edit a comment.")
-    if comment.body == body:
+    if not selectors.can_comment(actor, access):
+        raise NotAllowed("As a viewer of this task's project you may no longer edit comments.")
+    if body is None or body == comment.body:
         return comment
     _refuse_if_archived(task, access)
     comment.body = body
@@ -64,7 +67,8 @@ def comment_update(*, task_id, comment_id, actor: User, body: str) -> Comment:
 
 @transaction.atomic
 def comment_delete(*, task_id, comment_id, actor: User) -> None:
-    """Delete a comment: its author, an owner of the task's project or an admin may.
+    """Delete a comment: its author (even one since made a viewer: taking one's words
+    back is not writing), an owner of the task's project or an admin may.
     `comment.deleted` carries only the comment's `{id, task}`, so that what was taken
     back is not sent out again. NotFound for a task the actor cannot see or a comment
     not on it, NotAllowed for anyone else, Archived if the task's project is archived."""

@@ -74,10 +74,11 @@ def comment_url(request, comment: dict) -> str:
     return request.build_absolute_uri(path)
 
 
-def _valid_body(data) -> str:
-    serializer = CommentSerializer(data=data)
+def _valid_body(data, *, partial: bool = False) -> str | None:
+    """The request's valid `body`; None when a PATCH (`partial`) leaves it out."""
+    serializer = CommentSerializer(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
-    return serializer.validated_data["body"]
+    return serializer.validated_data.get("body")
 
 
 class CommentListView(APIView):
@@ -139,7 +140,9 @@ def _comment_page(user, task_id, limit, cursor) -> dict:
 
 
 def _create_comment(user, task_id, data) -> dict:
-    comment = comment_services.comment_create(task_id=task_id, actor=user, body=_valid_body(data))
+    body = _valid_body(data)
+    assert body is not None, "required when not partial"
+    comment = comment_services.comment_create(task_id=task_id, actor=user, body=body)
     return comment_representation(comment)
 
 
@@ -191,6 +194,6 @@ def _visible_comment(user, task_id, comment_id) -> dict:
 
 def _update_comment(user, task_id, comment_id, data) -> dict:
     comment = comment_services.comment_update(
-        task_id=task_id, comment_id=comment_id, actor=user, body=_valid_body(data)
+        task_id=task_id, comment_id=comment_id, actor=user, body=_valid_body(data, partial=True)
     )
     return comment_representation(comment)
