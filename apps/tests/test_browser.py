@@ -25,7 +25,7 @@ from playwright.async_api import (
     expect,
 )
 
-from apps.tasks.models import StreamEntry, Task
+from apps.tasks.models import Comment, Membership, StreamEntry, Task
 from apps.tests.conftest import PASSWORD, auth
 from apps.tests.processes import (
     base_env,
@@ -51,6 +51,7 @@ CHROMIUM_ARGS = [
 # How long to wait for something to arrive through the worker and the stream.
 LIVE_TIMEOUT_MS = 20_000
 SCREENSHOT = Path("/tmp/taskhub-page.png")
+PROJECT_SCREENSHOTS = {1280: Path("/tmp/taskhub-project.png"), 360: Path("/tmp/taskhub-phone.png")}
 
 
 # --- Processes --------------------------------------------------------------------------------
@@ -185,6 +186,17 @@ async def change_task_via_api(site: str, actor, task_id: str, action: str = "", 
             response = await client.patch(f"/api/v1/tasks/{task_id}/", json=body, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def call_api_as(site: str, actor, method: str, path: str, **body) -> dict | None:
+    """Call the API as `actor` (a JSON body when given); fails on an error answer."""
+    headers = await sync_to_async(auth)(actor)
+    async with httpx.AsyncClient(base_url=site) as client:
+        response = await client.request(
+            method, f"/api/v1/{path}", json=body or None, headers=headers
+        )
+    assert response.is_success, response.text
+    return response.json() if response.content else None
 
 
 async def pick_person(scope, label: str, query: str, username: str) -> None:
@@ -774,3 +786,398 @@ async def test_phone_layout_has_room_for_the_due_date(open_page, person, site, w
     assert widths["has"] >= widths["needed"], widths
     assert widths["right"] <= widths["rowRight"], widths
     assert widths["pageWidth"] <= widths["viewport"], widths
+
+
+# --- Projects and comments --------------------------------------------------------------------
+
+
+def switcher(page: Page):
+    return page.get_by_label("Project", exact=True)
+
+
+def members_panel(page: Page):
+    return page.locator("#members-panel")
+
+
+async def open_comments(row) -> None:
+    await row.get_by_role("button", name="Comments").click()
+    await expect(row.locator(".comments")).to_be_visible()
+    await expect(row.locator(".comments-message")).not_to_have_text("Loading comments…")
+
+
+async def test_task_created_in_a_project_appears_live_for_another_member(
+    open_page, person, make_project
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch", members={bob: "member"})
+    ana_page = await open_page(f"/?project={project.pk}")
+    bob_page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    await mark_document(bob_page)
+    await expect(switcher(bob_page)).to_have_value(str(project.pk))
+
+    form = ana_page.locator("#create-form")
+    await expect(ana_page.get_by_role("heading", name="New task in “Launch”")).to_be_visible()
+    await form.get_by_label("Title").fill("Write the press release")
+    await form.get_by_role("button", name="Create task").click()
+
+    row = task_row(bob_page, "Write the press release")
+    await expect(highlighted(bob_page, row)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    await expect(row).to_contain_text("Created by ana")
+    await expect(row.get_by_label("Status")).to_be_enabled()  # a member changes it
+    await assert_not_reloaded(bob_page)
+    task = await Task.objects.aget(title="Write the press release")
+    assert task.project_id == project.pk
+
+
+async def test_member_edit_of_a_project_task_appears_live_for_the_owner(
+    open_page, person, make_project, site
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch", members={bob: "member"})
+    await create_task_via_api(site, ana, title="Book the hall", project=str(project.pk))
+    ana_page = await open_page(f"/?project={project.pk}")
+    bob_page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    await mark_document(ana_page)
+    bob_row = await same_row(bob_page, task_row(bob_page, "Book the hall"))
+
+    # Not bob's task, but a member of its project changes every field of it.
+    await bob_row.get_by_role("button", name="Edit").click()
+    await bob_row.get_by_label("Title", exact=True).fill("Book the big hall")
+    await bob_row.get_by_role("button", name="Save").click()
+    await bob_row.get_by_label("Priority").select_option("urgent")
+
+    ana_row = task_row(ana_page, "Book the big hall")
+    await expect(highlighted(ana_page, ana_row)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    await expect(ana_row.get_by_label("Priority")).to_have_value("urgent", timeout=LIVE_TIMEOUT_MS)
+    await assert_not_reloaded(ana_page)
+
+
+async def test_comment_appears_live_in_an_open_thread_and_counts_on_a_closed_one(
+    open_page, person, make_project, site
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    await sync_to_async(person)("carol")
+    carol = await User.objects.aget(username="carol")
+    project = await sync_to_async(make_project)(
+        ana, name="Launch", members={bob: "member", carol: "viewer"}
+    )
+    await create_task_via_api(site, ana, title="Pick the date", project=str(project.pk))
+    ana_page = await open_page(f"/?project={project.pk}")
+    bob_page = await open_page(f"/?project={project.pk}")
+    carol_page = await open_page(f"/?project={project.pk}")
+    for page, name in ((ana_page, "ana"), (bob_page, "bob"), (carol_page, "carol")):
+        await sign_in_and_wait_live(page, name)
+    bob_row = task_row(bob_page, "Pick the date")
+    await open_comments(bob_row)
+    await expect(bob_row.locator(".comments-message")).to_have_text("No comments yet.")
+
+    ana_row = task_row(ana_page, "Pick the date")
+    await open_comments(ana_row)
+    await ana_row.get_by_label("Add a comment").fill("Friday the 12th works for me.")
+    await ana_row.get_by_role("button", name="Comment", exact=True).click()
+
+    comment = bob_row.locator("li.comment")
+    await expect(comment).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+    await expect(comment).to_contain_text("ana")
+    await expect(comment.locator(".comment-body")).to_have_text("Friday the 12th works for me.")
+    # Carol has not opened the thread: her row says something new is there.
+    carol_count = task_row(carol_page, "Pick the date").locator(".comment-count")
+    await expect(carol_count).to_have_text("1 new", timeout=LIVE_TIMEOUT_MS)
+    await expect(ana_row.locator("li.comment")).to_have_count(1)  # once, not echoed twice
+
+
+async def test_member_removed_by_the_owner_loses_the_project_live(
+    open_page, person, make_project, site
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch", members={bob: "member"})
+    await create_task_via_api(site, ana, title="Order the banners", project=str(project.pk))
+    ana_page = await open_page(f"/?project={project.pk}")
+    bob_page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    await mark_document(bob_page)
+    await expect(task_row(bob_page, "Order the banners")).to_be_visible()
+
+    await members_panel(ana_page).get_by_role("button", name="Remove bob").click()
+
+    await expect(bob_page.locator("#notice")).to_contain_text(
+        "ana removed you from “Launch”.", timeout=LIVE_TIMEOUT_MS
+    )
+    await expect(switcher(bob_page).locator("option", has_text="Launch")).to_have_count(0)
+    await expect(switcher(bob_page)).to_have_value("all")
+    await expect(task_row(bob_page, "Order the banners")).to_have_count(0)
+    await expect(members_panel(bob_page)).to_be_hidden()
+    assert "project=" not in bob_page.url
+    await assert_not_reloaded(bob_page)
+    await expect(members_panel(ana_page).locator("li.member")).to_have_count(1)
+
+
+async def test_switcher_lists_personal_and_project_tasks_and_keeps_the_choice(
+    open_page, person, make_project, site
+):
+    ana = await sync_to_async(person)("ana")
+    project = await sync_to_async(make_project)(ana, name="Garden")
+    await create_task_via_api(site, ana, title="Pay the rent")
+    await create_task_via_api(site, ana, title="Plant the roses", project=str(project.pk))
+    page = await open_page()
+    await sign_in_and_wait_live(page, "ana")
+    await expect(page.locator("li.task")).to_have_count(2)  # all my tasks
+    await expect(task_row(page, "Plant the roses")).to_contain_text("in Garden")
+
+    await switcher(page).select_option(label="Personal (no project)")
+
+    await expect(page.get_by_role("heading", name="Personal tasks")).to_be_visible()
+    await expect(page.locator("li.task")).to_have_count(1)
+    await expect(task_row(page, "Pay the rent")).to_be_visible()
+    assert parse_qs(urlsplit(page.url).query) == {"project": ["none"]}
+
+    await switcher(page).select_option(label="Garden")
+
+    await expect(page.get_by_role("heading", name="Garden", exact=True)).to_be_visible()
+    await expect(page.locator("li.task")).to_have_count(1)
+    await expect(task_row(page, "Plant the roses")).to_be_visible()
+    assert parse_qs(urlsplit(page.url).query) == {"project": [str(project.pk)]}
+    await page.reload()  # the choice is in the URL: a reload (the session is kept) keeps it
+    await expect(switcher(page)).to_have_value(str(project.pk), timeout=LIVE_TIMEOUT_MS)
+    await expect(task_row(page, "Plant the roses")).to_be_visible()
+    await expect(task_row(page, "Pay the rent")).to_have_count(0)
+
+
+async def test_project_created_on_the_page_is_chosen_and_gets_its_tasks(open_page, person):
+    await sync_to_async(person)("ana")
+    page = await open_page()
+    await sign_in_and_wait_live(page, "ana")
+
+    await page.get_by_role("button", name="New project").click()
+    await page.get_by_label("Project name").fill("Kitchen")
+    await page.get_by_role("button", name="Create project").click()
+
+    await expect(page.get_by_role("heading", name="New task in “Kitchen”")).to_be_visible()
+    await expect(members_panel(page).locator(".member-name")).to_have_text(["ana (you)"])
+    await expect(members_panel(page).get_by_label("Role of ana")).to_have_value("owner")
+    await page.locator("#create-form").get_by_label("Title").fill("Fix the tap")
+    await page.locator("#create-form").get_by_role("button", name="Create task").click()
+    await expect(task_row(page, "Fix the tap")).to_be_visible()
+    task = await Task.objects.select_related("project").aget(title="Fix the tap")
+    assert task.project is not None
+    assert task.project.name == "Kitchen"
+
+
+async def test_project_link_is_kept_through_sign_in(open_page, person, make_project, site):
+    ana = await sync_to_async(person)("ana")
+    project = await sync_to_async(make_project)(ana, name="Garden")
+    await create_task_via_api(site, ana, title="Pay the rent")
+    await create_task_via_api(site, ana, title="Plant the roses", project=str(project.pk))
+    page = await open_page(f"/?project={project.pk}")
+    await expect(page.locator("#auth-message")).to_have_text(
+        "Sign in to see the project you were sent a link to."
+    )
+
+    await sign_in_and_wait_live(page, "ana")
+
+    await expect(switcher(page)).to_have_value(str(project.pk))
+    await expect(page.locator("li.task")).to_have_count(1)
+    await expect(task_row(page, "Plant the roses")).to_be_visible()
+
+
+async def test_project_link_not_visible_says_so(open_page, person, make_project):
+    ana = await sync_to_async(person)("ana")
+    await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Secret plans")
+    page = await open_page(f"/?project={project.pk}")
+
+    await sign_in_and_wait_live(page, "bob")
+
+    await expect(page.locator("#notice")).to_contain_text(
+        "The project in your link is not visible to you (signed in as bob)"
+    )
+    await expect(switcher(page)).to_have_value("all")
+    assert "project=" not in page.url
+
+
+async def test_owner_adds_a_person_changes_their_role_and_removes_them(
+    open_page, person, make_project
+):
+    ana = await sync_to_async(person)("ana")
+    carol = await sync_to_async(person)("carol")
+    project = await sync_to_async(make_project)(ana, name="Launch")
+    page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(page, "ana")
+    panel = members_panel(page)
+
+    await pick_person(panel, "Add a person", "ca", "carol")
+    await panel.get_by_label("Role", exact=True).select_option("viewer")
+    await panel.get_by_role("button", name="Add to project").click()
+
+    await expect(panel.get_by_label("Role of carol")).to_have_value("viewer")
+    membership = await Membership.objects.aget(project=project, user=carol)
+    assert membership.role == "viewer"
+
+    await panel.get_by_label("Role of carol").select_option("member")
+
+    await expect(page.locator("#notice")).to_contain_text("carol is now member.")
+    assert (await Membership.objects.aget(project=project, user=carol)).role == "member"
+
+    await panel.get_by_role("button", name="Remove carol").click()
+
+    await expect(panel.locator("li.member")).to_have_count(1)
+    assert not await Membership.objects.filter(project=project, user=carol).aexists()
+
+
+async def test_unknown_person_added_to_a_project_shows_the_field_error(
+    open_page, person, make_project
+):
+    ana = await sync_to_async(person)("ana")
+    project = await sync_to_async(make_project)(ana, name="Launch")
+    page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(page, "ana")
+    panel = members_panel(page)
+
+    await panel.get_by_label("Add a person").fill("nobody-by-this-name")
+    await panel.get_by_role("button", name="Add to project").click()
+
+    await expect(panel.locator("#member-user-error")).to_be_visible()
+    await expect(panel.get_by_label("Add a person")).to_have_attribute("aria-invalid", "true")
+    await expect(panel.locator("li.member")).to_have_count(1)
+
+
+async def test_last_owner_demoting_themself_is_refused_and_said_so(open_page, person, make_project):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch", members={bob: "member"})
+    page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(page, "ana")
+    panel = members_panel(page)
+
+    await panel.get_by_label("Role of ana").select_option("member")
+
+    problem = panel.locator("#members-problem")
+    await expect(problem).to_be_visible()
+    await expect(problem).to_contain_text("owner")
+    await expect(panel.get_by_label("Role of ana")).to_have_value("owner")
+    assert (await Membership.objects.aget(project=project, user=ana)).role == "owner"
+
+
+async def test_viewer_sees_no_edit_controls_and_no_comment_box(
+    open_page, person, make_project, site
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch", members={bob: "viewer"})
+    await create_task_via_api(
+        site, ana, title="Rent the stage", project=str(project.pk), due_at="2031-05-01T10:00:00Z"
+    )
+    page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(page, "bob")
+    row = task_row(page, "Rent the stage")
+    await expect(row).to_be_visible()
+
+    await expect(page.locator("#create-form")).to_be_hidden()
+    await expect(page.locator("#create-readonly")).to_contain_text("You are a viewer of “Launch”")
+    await expect(row.get_by_label("Status")).to_be_hidden()
+    await expect(row.get_by_label("Priority")).to_be_hidden()
+    await expect(row.get_by_role("button", name="Edit")).to_be_hidden()
+    await expect(row.get_by_role("button", name="Archive")).to_be_hidden()
+    await expect(row.locator(".task-meta")).to_contain_text("To do")
+    await expect(row.locator(".task-meta")).to_contain_text("due ")
+    await expect(members_panel(page).get_by_label("Role of ana")).to_have_count(0)
+    await expect(members_panel(page).locator("#member-form")).to_be_hidden()
+
+    await open_comments(row)
+
+    await expect(row.get_by_label("Add a comment")).to_be_hidden()
+    await expect(row.locator(".comments-readonly")).to_be_visible()
+
+
+async def test_assignee_picker_of_a_project_task_offers_only_owners_and_members(
+    open_page, person, make_project, site
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    await sync_to_async(person)("bea")  # not in the project
+    vic = await sync_to_async(person)("bev")
+    project = await sync_to_async(make_project)(
+        ana, name="Launch", members={bob: "member", vic: "viewer"}
+    )
+    await create_task_via_api(site, ana, title="Print the flyers", project=str(project.pk))
+    page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(page, "ana")
+    row = task_row(page, "Print the flyers")
+
+    await row.get_by_label("Assignee").fill("b")
+    await row.get_by_label("Assignee").fill("bo")
+    people = row.get_by_role("listbox", name="People")
+    await expect(people.get_by_role("option")).to_have_text(["bob"])
+    await row.get_by_label("Assignee").fill("be")
+    await expect(row.locator(".picker-status")).to_have_text("No one found for “be”.")
+
+
+async def test_comment_thread_adds_edits_and_deletes_own_comments(
+    open_page, person, make_project, site
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch", members={bob: "member"})
+    task = await create_task_via_api(site, ana, title="Choose the caterer", project=str(project.pk))
+    await call_api_as(site, bob, "POST", f"tasks/{task['id']}/comments/", body="I know one.")
+    page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(page, "ana")
+    row = task_row(page, "Choose the caterer")
+    await open_comments(row)
+    comments = row.locator("li.comment")
+    await expect(comments).to_have_count(1)
+    await expect(comments.nth(0).get_by_role("button", name="Edit your comment")).to_have_count(0)
+
+    await row.get_by_label("Add a comment").fill("Send me their menu,\nplease.")
+    await row.get_by_role("button", name="Comment", exact=True).click()
+
+    await expect(comments).to_have_count(2)
+    await expect(comments.nth(1).locator(".comment-body")).to_have_text(
+        "Send me their menu,\nplease."
+    )
+    await expect(row.get_by_label("Add a comment")).to_have_value("")
+    await expect(row.locator(".comment-count")).to_have_text("2")
+
+    await comments.nth(1).get_by_role("button", name="Edit your comment").click()
+    await comments.nth(1).get_by_label("Edit your comment").fill("Send me their menu.")
+    await comments.nth(1).get_by_role("button", name="Save comment").click()
+
+    await expect(comments.nth(1).locator(".comment-body")).to_have_text("Send me their menu.")
+    await expect(comments.nth(1).locator(".comment-edited")).to_have_text("edited")
+    saved = await Comment.objects.aget(body="Send me their menu.")
+    assert saved.edited
+
+    # As the project's owner ana may delete bob's comment too.
+    await comments.nth(0).get_by_role("button", name="Delete bob's comment").click()
+
+    await expect(comments).to_have_count(1)
+    assert not await Comment.objects.filter(body="I know one.").aexists()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+async def test_project_page_layout_screenshot(open_page, person, make_project, site, width):
+    """The project view (switcher, members, a task with its comments open) fits the
+    window: nothing wider than the viewport. The screenshot is for a person to look at."""
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Summer launch", members={bob: "member"})
+    task = await create_task_via_api(
+        site,
+        ana,
+        title="Write the press release",
+        description="One page, with two quotes.",
+        project=str(project.pk),
+        assignee=bob.pk,
+        due_at="2031-06-01T09:00:00Z",
+    )
+    await call_api_as(site, bob, "POST", f"tasks/{task['id']}/comments/", body="First draft is up.")
+    page = await open_page(f"/?project={project.pk}", viewport={"width": width, "height": 900})
+    await sign_in_and_wait_live(page, "ana")
+    row = task_row(page, "Write the press release")
+    await open_comments(row)
+    await expect(row.locator("li.comment")).to_have_count(1)
+    await expect(members_panel(page).locator("li.member")).to_have_count(2)
+
+    page_width = await page.evaluate("document.documentElement.scrollWidth")
+    await page.screenshot(path=str(PROJECT_SCREENSHOTS[width]), full_page=True)
+    assert page_width <= width

@@ -1,8 +1,9 @@
 // Taskhub in the browser: sign in, list and change tasks over the REST API, and apply
 // everyone's changes live from the event stream at /ws/tasks/.
 //
-// This module is the page's entry: the session (sign in, register, sign out) and the
-// new-task form. The API client, the stream, the list, the person picker and the history
+// This module is the page's entry: the session (sign in, register, sign out), the
+// new-task form and the routing of live events. The API client, the stream, the list, the
+// projects (switcher and members), the comment threads, the person picker and the history
 // dialog are modules of their own.
 
 import {
@@ -18,8 +19,23 @@ import {
   scheduleRefresh,
   tokens,
 } from "./api.js";
+import { commentEvent, startComments } from "./comments.js";
 import { fromLocalInput } from "./format.js";
 import { MIN_QUERY, attachPicker } from "./picker.js";
+import {
+  ALL,
+  PERSONAL,
+  canEditIn,
+  chooseLinkedProject,
+  chosenProject,
+  endProjects,
+  findAssignees,
+  linkedProject,
+  loadProjects,
+  projectById,
+  projectEvent,
+  startProjects,
+} from "./projects.js";
 import { reconnectNow, startLive, stopLive } from "./stream.js";
 import {
   endList,
@@ -28,6 +44,7 @@ import {
   liveEvent,
   loadTasks,
   openLink,
+  refreshRows,
   showTask,
   startList,
 } from "./tasks.js";
@@ -57,7 +74,11 @@ const view = {
   switchAuth: $("#switch-auth"),
   app: $("#app-view"),
   createForm: $("#create-form"),
+  createHeading: $("#new-task-heading"),
+  createReadonly: $("#create-readonly"),
 };
+
+let me = null;
 
 // --- Session ------------------------------------------------------------------------------
 
@@ -86,10 +107,25 @@ function setConnection(stateName) {
   view.connection.textContent = labels[stateName];
 }
 
+/** Send a live event to the part of the page it concerns. */
+function applyLiveEvent(event) {
+  const kind = event.type.split(".")[0];
+  if (kind === "task") liveEvent(event);
+  else if (kind === "comment") commentEvent(event, me);
+  else projectEvent(event);
+}
+
+/** Load my projects, then the list: events after the stream's hello arrive live. */
+async function loadAll() {
+  await loadProjects();
+  updateCreateForm();
+  await loadTasks();
+}
+
 const streamHandlers = {
   state: setConnection,
-  fresh: () => loadTasks().catch(handleFailure),
-  event: liveEvent,
+  fresh: () => loadAll().catch(handleFailure),
+  event: applyLiveEvent,
   // The stream is not there yet: show the list anyway, live updates follow on connect.
   closedBeforeHello: () => {
     if (listPending()) loadTasks().catch(handleFailure);
@@ -97,17 +133,38 @@ const streamHandlers = {
   failure: handleFailure,
 };
 
+const projectHandlers = {
+  chosen: () => {
+    updateCreateForm();
+    loadTasks().catch(handleFailure);
+  },
+  // Added to a project: in the view of all my tasks, its tasks join the list.
+  access: ({ reload = false } = {}) => {
+    updateCreateForm();
+    if (reload && chosenProject() === ALL) loadTasks().catch(handleFailure);
+    else refreshRows();
+  },
+};
+
 async function enterApp() {
-  const { data: me } = await request("auth/me/");
+  const { data } = await request("auth/me/");
+  me = data;
   view.meName.textContent = me.username;
   view.auth.hidden = true;
   view.session.hidden = false;
   view.app.hidden = false;
   startList(me);
+  startComments(me);
+  startProjects(me, projectHandlers);
+  // A link to a project (/?project=<id>) or a task (the emails' /?task=<id>) is kept
+  // through sign-in and opened now.
+  await loadProjects();
+  chooseLinkedProject();
+  updateCreateForm();
   $("#create-title").focus();
-  // A link to a task (the emails' /?task=<id>) is kept through sign-in and opened now.
   const linked = linkedTaskId();
   if (linked) await openLink(linked);
+  updateCreateForm();
   startLive(streamHandlers);
 }
 
@@ -115,6 +172,8 @@ function endSession(message = "") {
   stopLive();
   tokens.clear();
   endList();
+  endProjects();
+  me = null;
   view.app.hidden = true;
   view.session.hidden = true;
   clearNotice();
@@ -149,7 +208,9 @@ function showAuth(mode) {
   view.switchAuth.textContent = register ? "Sign in instead" : "Create an account";
   view.authMessage.textContent = linkedTaskId()
     ? "Sign in to see the task you were sent a link to."
-    : "";
+    : linkedProject()
+      ? "Sign in to see the project you were sent a link to."
+      : "";
 }
 
 async function signIn(username, password) {
@@ -215,7 +276,32 @@ view.logout.addEventListener("click", () => {
 // --- The new-task form --------------------------------------------------------------------
 
 let createKey = randomKey();
-const createAssignee = attachPicker(view.createForm.elements.assignee);
+
+/** The project a new task goes into: the one chosen, or none. */
+function newTaskProject() {
+  const chosen = chosenProject();
+  return chosen === ALL || chosen === PERSONAL ? null : chosen;
+}
+
+// In a project, the assignee is one of its owners and members.
+const createAssignee = attachPicker(view.createForm.elements.assignee, {
+  source: (query) => findAssignees(newTaskProject(), query),
+});
+
+/** The form says where the new task goes; a viewer of the chosen project gets no form. */
+function updateCreateForm() {
+  const project = newTaskProject();
+  const may = !project || canEditIn(project);
+  const name = project ? (projectById(project)?.name ?? "the project") : "";
+  view.createHeading.textContent = project ? `New task in “${name}”` : "New personal task";
+  view.createForm.hidden = !may;
+  view.createReadonly.hidden = may;
+  if (!may) {
+    view.createReadonly.textContent = projectById(project)?.archived_at
+      ? `“${name}” is archived: its tasks only read.`
+      : `You are a viewer of “${name}”: you can read its tasks, not create or change them.`;
+  }
+}
 
 /** The assignee's id for the new task: null for nobody, the picked person, or the one
  * person whose username was typed in full. Undefined when the text names no one. */
@@ -225,8 +311,8 @@ async function chosenAssignee() {
   const picked = createAssignee.picked;
   if (picked && picked.username === text) return picked.id;
   if (text.length < MIN_QUERY) return undefined;
-  const { data } = await request(`users/?search=${encodeURIComponent(text)}`);
-  const exact = data.results.filter((user) => user.username.toLowerCase() === text.toLowerCase());
+  const found = await findAssignees(newTaskProject(), text);
+  const exact = found.filter((user) => user.username.toLowerCase() === text.toLowerCase());
   return exact.length === 1 ? exact[0].id : undefined;
 }
 
@@ -254,6 +340,8 @@ view.createForm.addEventListener("submit", async (event) => {
       due_at: fromLocalInput(fields.due_at.value),
       assignee,
     };
+    const project = newTaskProject();
+    if (project) body.project = project;
     // The same key for retries of this very form, so a double submit makes one task.
     const { data } = await request("tasks/", {
       method: "POST",

@@ -12,12 +12,24 @@ const SEARCH_DELAY_MS = 150;
 
 let pickers = 0;
 
+/** Everyone whose username or email starts with `query` (the API's search). */
+export async function searchUsers(query) {
+  const { data } = await request(`users/?search=${encodeURIComponent(query)}`);
+  return data.results;
+}
+
 /**
  * Make `input` (inside an element of class `picker`) a person picker. `onPick(user)` is
  * called with `{id, username}` when a person is picked; `onLeave()` when focus leaves the
- * input without a pick since the last typing. Returns `{ picked, set(user), isOpen }`.
+ * input without a pick since the last typing. `source(query)` finds the people to offer
+ * (everyone, by default; a project task's picker offers its owners and members); it may
+ * be replaced later through the returned `source`. Returns `{ picked, set(user), isOpen,
+ * source }`.
  */
-export function attachPicker(input, { onPick = () => {}, onLeave = () => {} } = {}) {
+export function attachPicker(
+  input,
+  { onPick = () => {}, onLeave = () => {}, source = searchUsers } = {},
+) {
   const base = input.id || `picker-${++pickers}`;
   const popup = document.createElement("div");
   popup.className = "picker-popup";
@@ -53,6 +65,7 @@ export function attachPicker(input, { onPick = () => {}, onLeave = () => {} } = 
       close();
     },
     isOpen: () => !popup.hidden,
+    source,
   };
 
   function open() {
@@ -111,9 +124,9 @@ export function attachPicker(input, { onPick = () => {}, onLeave = () => {} } = 
     open();
     say("Searching…");
     try {
-      const { data } = await request(`users/?search=${encodeURIComponent(query)}`);
+      const found = await picker.source(query);
       if (ticket !== searches) return;
-      users = data.results;
+      users = found;
       learnNames(...users);
       active = users.length ? 0 : -1;
       render();

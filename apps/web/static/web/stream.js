@@ -6,6 +6,8 @@ import { SessionEnded, accessToken, refreshTokens } from "./api.js";
 const PING_EVERY_MS = 25_000;
 const PONG_WAIT_MS = 10_000;
 const MAX_BACKOFF_MS = 30_000;
+// The kinds of event the page applies; others (of a newer server) are skipped.
+const EVENT_KINDS = new Set(["task", "project", "member", "comment"]);
 
 const live = {
   wanted: false, // false after sign-out: a close is then final
@@ -23,7 +25,7 @@ const live = {
 let handlers = {
   state: () => {}, // the connection's state: connecting, live, reconnecting, offline
   fresh: () => {}, // (re)load the list: events after this point arrive live
-  event: () => {}, // one task.* event, each once and in order
+  event: () => {}, // one event (task.*, project.*, member.*, comment.*), once and in order
   closedBeforeHello: () => {}, // the stream is not there yet
   failure: () => {}, // the session ended
 };
@@ -110,13 +112,12 @@ function onLiveMessage(message) {
       console.warn("stream:", message.detail);
       break;
     default:
-      if (typeof message.type === "string" && message.type.startsWith("task.")) {
-        if (Number.isInteger(message.seq)) {
-          if (live.lastSeq !== null && message.seq <= live.lastSeq) return;
-          live.lastSeq = message.seq;
-        }
-        handlers.event(message);
+      if (typeof message.type !== "string") return;
+      if (Number.isInteger(message.seq)) {
+        if (live.lastSeq !== null && message.seq <= live.lastSeq) return;
+        live.lastSeq = message.seq; // an event of a kind skipped here is still seen
       }
+      if (EVENT_KINDS.has(message.type.split(".")[0])) handlers.event(message);
   }
 }
 

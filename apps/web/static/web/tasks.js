@@ -1,5 +1,6 @@
 // The task list: rows rendered from the API's tasks, changed in place (fields, title and
 // description, due date, assignee, archive and restore), kept current by live events.
+// The list shows the view chosen in the project switcher (projects.js).
 
 import {
   ApiError,
@@ -12,6 +13,7 @@ import {
 } from "./api.js";
 import {
   PRIORITY_LABELS,
+  STATUS_LABELS,
   formatTime,
   fromLocalInput,
   learnNames,
@@ -19,8 +21,19 @@ import {
   personName,
   toLocalInput,
 } from "./format.js";
+import { forgetThreads, renderThreadOf, toggleThread } from "./comments.js";
 import { closeHistory, historyEvent, openHistory } from "./history.js";
 import { attachPicker } from "./picker.js";
+import {
+  ALL,
+  PERSONAL,
+  canEditIn,
+  chooseProject,
+  chosenProject,
+  findAssignees,
+  projectById,
+  roleIn,
+} from "./projects.js";
 import { $, clearProblems, handleFailure, notify, showProblem } from "./ui.js";
 
 // A due date typed segment by segment is saved once typing pauses (or on leaving the field).
@@ -55,16 +68,39 @@ const pickers = new WeakMap(); // row -> its assignee picker
 
 // --- Who may do what ----------------------------------------------------------------------
 
+function isAdmin() {
+  return state.me.role === "admin";
+}
+
+/** Whether I may change every field: a personal task's creator; an owner or member of a
+ * project task's project (not archived); admins. */
 function canManage(task) {
-  return state.me.role === "admin" || task.created_by.id === state.me.id;
+  if (task.project) return canEditIn(task.project);
+  return isAdmin() || task.created_by.id === state.me.id;
 }
 
 function isAssignee(task) {
   return task.assignee === state.me.id;
 }
 
+/** Whether I may change something of the task (as the assignee: status and description).
+ * A task of an archived project only reads. */
+function canChange(task) {
+  if (canManage(task)) return true;
+  return isAssignee(task) && !(task.project && projectById(task.project)?.archived_at);
+}
+
 function canSee(task) {
-  return canManage(task) || isAssignee(task);
+  if (isAdmin() || isAssignee(task) || task.created_by.id === state.me.id) return true;
+  return Boolean(task.project) && roleIn(task.project) !== null;
+}
+
+/** Whether the task is in the view chosen in the project switcher. */
+function inChosenView(task) {
+  const chosen = chosenProject();
+  if (chosen === ALL) return true;
+  if (chosen === PERSONAL) return !task.project;
+  return task.project === chosen;
 }
 
 function archivedView() {
@@ -76,6 +112,7 @@ function belongsHere(task) {
   const status = view.statusFilter.value;
   return (
     canSee(task) &&
+    inChosenView(task) &&
     Boolean(task.archived_at) === archivedView() &&
     (!status || task.status === status)
   );
@@ -94,12 +131,21 @@ function assigneeOf(task) {
   return { id: task.assignee, username: personName(task.assignee) };
 }
 
-function metaText(task) {
+function metaText(task, readOnly) {
   const creator = task.created_by.id === state.me.id ? "you" : task.created_by.username;
   const parts = [`Created by ${creator}`];
+  // In the view of all my tasks, a project task says which project it is in.
+  if (task.project && chosenProject() === ALL) {
+    parts.push(`in ${projectById(task.project)?.name ?? "a project"}`);
+  }
   const assignee = assigneeOf(task);
   if (assignee) {
     parts.push(`Assigned to ${assignee.id === state.me.id ? "you" : assignee.username}`);
+  }
+  // A task that only reads has no controls: its status and due date are said here.
+  if (readOnly) {
+    parts.push(STATUS_LABELS[task.status] ?? task.status);
+    if (task.due_at) parts.push(`due ${formatTime(task.due_at)}`);
   }
   if (task.archived_at) parts.push(`archived ${formatTime(task.archived_at)}`);
   else parts.push(`updated ${formatTime(task.updated_at)}`);
@@ -122,7 +168,9 @@ function renderRow(row, task) {
   const description = $(".task-description", row);
   description.textContent = task.description;
   description.hidden = !task.description;
-  $(".task-meta", row).textContent = metaText(task);
+  const manage = canManage(task);
+  const change = canChange(task);
+  $(".task-meta", row).textContent = metaText(task, !change);
   const priority = $(".priority-badge", row);
   priority.textContent = PRIORITY_LABELS[task.priority] || task.priority;
   priority.dataset.priority = task.priority;
@@ -139,12 +187,14 @@ function renderRow(row, task) {
     hidden.textContent = `${of} “${task.title}”`;
   }
 
-  const manage = canManage(task);
   const archived = Boolean(task.archived_at);
   const edited = editing.has(task.id);
+  // A viewer (or anyone else who may only read the task) gets no controls at all.
+  $(".task-controls", row).hidden = !change;
+  row.dataset.readonly = String(!change);
   const status = $('[data-field="status"]', row);
   status.value = task.status;
-  status.disabled = archived;
+  status.disabled = archived || !change;
   const prioritySelect = $('[data-field="priority"]', row);
   prioritySelect.value = task.priority;
   prioritySelect.disabled = !manage || archived;
@@ -159,9 +209,10 @@ function renderRow(row, task) {
 
   $(".task-view", row).hidden = edited;
   $(".task-editor", row).hidden = !edited;
-  $('[data-action="edit"]', row).hidden = edited || archived || !(manage || isAssignee(task));
+  $('[data-action="edit"]', row).hidden = edited || archived || !change;
   $('[data-action="archive"]', row).hidden = !manage || archived;
   $('[data-action="restore"]', row).hidden = !manage || !archived;
+  renderThreadOf(task);
 }
 
 function newRow(task) {
@@ -177,6 +228,8 @@ function newRow(task) {
   }
   $(".row-message", row).id = `message-${task.id}`;
   const picker = attachPicker($('[data-slot="assignee"]', row), {
+    // A project task is assigned to one of the project's owners and members.
+    source: (query) => findAssignees((state.tasks.get(task.id) ?? task).project, query),
     onPick: (user) => assignTask(task.id, user),
     // Left without picking anyone: show the assignee again.
     onLeave: () => {
@@ -279,12 +332,19 @@ function updateEmptyMessage() {
   if (state.loading && !view.list.childElementCount) return;
   let text = "";
   if (!view.list.childElementCount) {
+    const chosen = chosenProject();
     if (archivedView()) {
       text = view.statusFilter.value ? "No archived tasks with this status." : "No archived tasks.";
+    } else if (view.statusFilter.value) {
+      text = "No tasks with this status.";
+    } else if (chosen === ALL) {
+      text = "No tasks yet. Create one, or ask a teammate to assign you one.";
+    } else if (chosen === PERSONAL) {
+      text = "No personal tasks yet. Tasks you create outside a project are listed here.";
     } else {
-      text = view.statusFilter.value
-        ? "No tasks with this status."
-        : "No tasks yet. Create one, or ask a teammate to assign you one.";
+      text = canEditIn(chosen)
+        ? "No tasks in this project yet. Create the first one."
+        : "No tasks in this project yet.";
     }
   }
   view.message.textContent = text;
@@ -296,12 +356,18 @@ function listPath() {
   const params = new URLSearchParams();
   if (view.statusFilter.value) params.set("status", view.statusFilter.value);
   if (archivedView()) params.set("archived", "true");
+  if (chosenProject() !== ALL) params.set("project", chosenProject());
   const query = params.toString();
   return `tasks/${query ? `?${query}` : ""}`;
 }
 
 function showFilters() {
-  view.heading.textContent = archivedView() ? "Archived tasks" : "Your tasks";
+  const chosen = chosenProject();
+  let name = "Your tasks";
+  if (chosen === PERSONAL) name = "Personal tasks";
+  else if (chosen !== ALL) name = projectById(chosen)?.name ?? "Project tasks";
+  if (archivedView()) name = chosen === ALL ? "Archived tasks" : `${name}: archived`;
+  view.heading.textContent = name;
 }
 
 /** Load the first page of the list (or, with `more`, the next one). Live events that
@@ -318,6 +384,7 @@ export async function loadTasks({ more = false } = {}) {
     if (!more) {
       state.tasks.clear();
       editing.clear();
+      forgetThreads();
       view.list.replaceChildren();
     }
     for (const task of data.results) {
@@ -345,6 +412,19 @@ export async function loadTasks({ more = false } = {}) {
   }
   updateEmptyMessage();
   if (!more && state.link) revealLink();
+}
+
+/** Roles or projects changed: render every row again for what I may now do, and take
+ * off the rows that no longer belong (a project I left). */
+export function refreshRows() {
+  if (!state.me) return;
+  showFilters();
+  for (const task of [...state.tasks.values()]) {
+    const row = rowOf(task.id);
+    if (!belongsHere(task)) removeTask(task.id);
+    else if (row) renderRow(row, task);
+  }
+  updateEmptyMessage();
 }
 
 /** Whether the list is yet to be shown (nor on its way) since sign-in. */
@@ -583,6 +663,11 @@ export async function openLink(id) {
     learnTaskNames(data);
     view.statusFilter.value = "";
     view.archiveFilter.value = data.archived_at ? "true" : "false";
+    // The view that holds it: its project's (when I am in it), the personal tasks, or all.
+    if (!inChosenView(data)) {
+      const home = data.project ? data.project : PERSONAL;
+      chooseProject(data.project && !projectById(data.project) ? ALL : home, { quiet: true });
+    }
     showFilters();
     state.link = data;
   } catch (error) {
@@ -724,6 +809,10 @@ const ACTIONS = {
   history: (row, button) => {
     const task = state.tasks.get(row.dataset.id);
     if (task) openHistory(task, state.me, button);
+  },
+  comments: (row) => {
+    const task = state.tasks.get(row.dataset.id);
+    if (task) return toggleThread(task, state.me);
   },
   archive: (row) => archiveTask(row.dataset.id),
   restore: (row) => restoreTask(row.dataset.id),
