@@ -113,7 +113,9 @@ class EventSerializer(serializers.Serializer):
         required=False, help_text="member.* events: {user {id, username}, role, added_at}."
     )
     comment = serializers.JSONField(
-        required=False, help_text="comment.* events: the comment as it was after the change."
+        required=False,
+        help_text="comment.* events: the comment as it was after the change; for "
+        "comment.deleted only {id, task}.",
     )
     changes = serializers.DictField(
         child=serializers.ListField(min_length=2, max_length=2),
