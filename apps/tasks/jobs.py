@@ -65,14 +65,25 @@ def send_due_reminders() -> int:
 
 @shared_task(name="tasks.purge_archived_tasks", ignore_result=True)
 def purge_archived_tasks() -> int:
-    """Daily: delete tasks archived more than ARCHIVE_RETENTION_DAYS ago."""
+    """Daily: delete tasks archived more than ARCHIVE_RETENTION_DAYS ago, then projects
+    archived that long ago with the tasks they still hold, within one time budget.
+    Returns how many rows it deleted (tasks, then projects and their tasks)."""
+    started = time.monotonic()
     cutoff = timezone.now() - timedelta(days=settings.ARCHIVE_RETENTION_DAYS)
-    return _in_batches(
+    tasks = _in_batches(
         "purge_archived_tasks",
         "deleted",
         lambda size: upkeep.purge_archived_tasks(archived_before=cutoff, batch_size=size),
         batch_size=PURGE_BATCH_SIZE,
     )
+    projects = _in_batches(
+        "purge_archived_projects",
+        "deleted (projects and their tasks)",
+        lambda size: upkeep.purge_archived_projects(archived_before=cutoff, batch_size=size),
+        batch_size=PURGE_BATCH_SIZE,
+        budget=JOB_TIME_BUDGET_SECONDS - (time.monotonic() - started),
+    )
+    return tasks + projects
 
 
 @shared_task(name="tasks.prune_event_log", ignore_result=True)
@@ -114,12 +125,15 @@ def queue_due_emails() -> int:
     return len(delivery_ids)
 
 
-def _in_batches(job: str, verb: str, run_batch, *, batch_size: int) -> int:
-    """Run `run_batch(batch_size)` until a batch comes back short or the time budget is
-    spent; log one line with the total and the time taken."""
+def _in_batches(
+    job: str, verb: str, run_batch, *, batch_size: int, budget: float = JOB_TIME_BUDGET_SECONDS
+) -> int:
+    """Run `run_batch(batch_size)` until a batch comes back short or the time budget
+    (`budget` seconds, which a job doing two things shares between them) is spent; log
+    one line with the total and the time taken."""
     started = time.monotonic()
     total = 0
-    while time.monotonic() - started < JOB_TIME_BUDGET_SECONDS:
+    while time.monotonic() - started < budget:
         done = run_batch(batch_size)
         total += done
         if done < batch_size:

@@ -1,5 +1,5 @@
-"""The periodic upkeep: due-soon reminders, the purge of long-archived tasks, and the
-pruning of the event log and of Idempotency-Key records.
+"""The periodic upkeep: due-soon reminders, the purge of long-archived tasks and
+projects, and the pruning of the event log and of Idempotency-Key records.
 
 Each function does one batch in one transaction and returns how many rows it handled;
 the Celery jobs (`apps.tasks.jobs`) run them in batches on beat's schedule. Reminders and
@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F
 
 from apps.tasks.events import record_event
-from apps.tasks.models import EventType, IdempotencyRecord, Status, Task, TaskEvent
+from apps.tasks.models import EventType, IdempotencyRecord, Project, Status, Task, TaskEvent
 
 
 def remind_due_tasks(*, now: datetime, lead: timedelta, batch_size: int = 100) -> int:
@@ -49,6 +49,44 @@ def purge_archived_tasks(*, archived_before: datetime, batch_size: int = 100) ->
             record_event(EventType.DELETED, task=task, actor=None, snapshot={"id": str(task.pk)})
             task.delete()
     return len(tasks)
+
+
+def purge_archived_projects(*, archived_before: datetime, batch_size: int = 100) -> int:
+    """Delete projects archived before `archived_before` with the tasks they still hold,
+    in one batch of at most `batch_size` tasks: each task with its `task.deleted` event,
+    then each project left without tasks with its `project.deleted`. Returns how many
+    rows (tasks and projects) it deleted; a project with more tasks than the batch holds
+    is finished by the next batches. Projects and tasks locked by another run (or by a
+    change) are left for later."""
+    deleted = 0
+    with transaction.atomic():
+        projects = list(
+            Project.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("created_by")
+            .filter(archived_at__lt=archived_before)
+            .order_by("archived_at", "id")[:batch_size]
+        )
+        for project in projects:
+            if deleted >= batch_size:
+                break
+            tasks = list(
+                Task.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("created_by")
+                .filter(project=project)
+                .order_by("id")[: batch_size - deleted]
+            )
+            for task in tasks:
+                snapshot = {"id": str(task.pk)}
+                record_event(EventType.DELETED, task=task, actor=None, snapshot=snapshot)
+                task.delete()
+            deleted += len(tasks)
+            if Task.objects.filter(project=project).exists():
+                continue
+            # Recorded while its members are still there to receive it.
+            record_event(EventType.PROJECT_DELETED, actor=None, project=project)
+            project.delete()
+            deleted += 1
+    return deleted
 
 
 def prune_event_log(*, created_before: datetime, batch_size: int = 1000) -> int:
