@@ -11,7 +11,7 @@ from apps.tasks import jobs, services
 from apps.tasks.comment_services import comment_create, comment_delete, comment_update
 from apps.tasks.events import record_event
 from apps.tasks.models import EmailDelivery, EventType, Membership, TaskEvent
-from apps.tasks.representation import member_representation
+from apps.tasks.project_services import member_add
 from apps.tests.processes import smtp_sink
 from apps.users.models import EmailNotifications
 
@@ -60,18 +60,9 @@ def emailed(event: TaskEvent) -> list[str]:
 
 
 def add_member(project, user, *, actor, role: str = "member") -> TaskEvent:
-    """Add `user` to `project` and record `member.added` as `member_add` does."""
-    with transaction.atomic():
-        membership = Membership.objects.create(
-            project=project, user=user, role=role, added_at=timezone.now()
-        )
-        return record_event(
-            EventType.MEMBER_ADDED,
-            actor=actor,
-            project=project,
-            member=member_representation(membership),
-            notify={user.pk},
-        )
+    """Add `user` to `project`; returns the `member.added` event."""
+    member_add(project_id=project.pk, actor=actor, user=user, role=role)
+    return TaskEvent.objects.filter(type=EventType.MEMBER_ADDED).latest("pk")
 
 
 def plain_text(mail) -> str:
