@@ -102,6 +102,13 @@ def test_commenter_who_left_the_project_is_not_emailed(project_task, team):
     assert emailed(comment(project_task, team["max"], "Second")) == ["ana", "bob"]
 
 
+def test_former_assignee_who_commented_is_not_emailed(task, make_user, ana, bob):
+    comment(task, bob, "Handing over")
+    carl = make_user("carl")
+    services.task_update(task_id=task["id"], actor=ana, data={"assignee": carl})
+    assert emailed(comment(task, carl, "Taken")) == ["ana"]
+
+
 def test_preference_none_is_not_emailed_about_comments(task, ana, bob):
     ana.email_notifications = EmailNotifications.NONE
     ana.save(update_fields=["email_notifications"])
