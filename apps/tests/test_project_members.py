@@ -3,6 +3,7 @@ email), changing a role, removing someone or leaving; the rule that a project ke
 owner; and who receives which event, before and after a membership change, including
 when a membership change and a task change happen at once."""
 
+import asyncio
 import threading
 
 import pytest
@@ -101,6 +102,11 @@ async def test_members_of_a_missing_project_is_404(api, ana):
 
 async def test_members_of_a_project_id_that_is_not_a_uuid_is_404(api, ana):
     assert_problem(await api.get("/api/v1/projects/nope/members/", headers=auth(ana)), 404)
+
+
+async def test_member_list_limit_out_of_range_is_400(api, team, ana):
+    response = await api.get(members_url(team), params={"limit": 0}, headers=auth(ana))
+    assert "limit" in assert_problem(response, 400)["errors"]
 
 
 async def test_unknown_member_list_parameter_is_400(api, team, ana):
@@ -221,6 +227,13 @@ async def test_stranger_adding_gets_404(api, team, eve):
 async def test_admin_adds_someone_to_a_project_outside_it(api, team, root, cy):
     response = await api.post(members_url(team), json={"user": cy.pk}, headers=auth(root))
     assert response.status_code == 201, response.text
+
+
+async def test_two_adds_of_the_same_person_at_once_make_one_member(api, team, ana, cy):
+    responses = await asyncio.gather(
+        *(api.post(members_url(team), json={"user": cy.pk}, headers=auth(ana)) for _ in range(2))
+    )
+    assert sorted(response.status_code for response in responses) == [201, 409]
 
 
 # --- Change a role ----------------------------------------------------------------------
