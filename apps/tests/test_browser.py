@@ -1181,3 +1181,58 @@ async def test_project_page_layout_screenshot(open_page, person, make_project, s
     page_width = await page.evaluate("document.documentElement.scrollWidth")
     await page.screenshot(path=str(PROJECT_SCREENSHOTS[width]), full_page=True)
     assert page_width <= width
+
+
+async def test_project_renamed_and_archived_by_the_owner_changes_a_members_page_live(
+    open_page, person, make_project, site
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch", members={bob: "member"})
+    await create_task_via_api(site, ana, title="Hire the band", project=str(project.pk))
+    ana_page = await open_page(f"/?project={project.pk}")
+    bob_page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    await mark_document(bob_page)
+    panel = members_panel(ana_page)
+
+    await panel.get_by_role("button", name="Rename").click()
+    await panel.get_by_label("New name").fill("Autumn launch")
+    await panel.get_by_role("button", name="Save name").click()
+
+    option = switcher(bob_page).locator(f'option[value="{project.pk}"]')
+    await expect(option).to_have_text("Autumn launch", timeout=LIVE_TIMEOUT_MS)
+    await expect(bob_page.get_by_role("heading", name="Autumn launch", exact=True)).to_be_visible()
+
+    await panel.get_by_role("button", name="Archive project").click()
+
+    await expect(option).to_have_text("Autumn launch (archived)", timeout=LIVE_TIMEOUT_MS)
+    await expect(bob_page.locator("#create-form")).to_be_hidden()
+    await expect(task_row(bob_page, "Hire the band").get_by_label("Status")).to_be_hidden()
+    await assert_not_reloaded(bob_page)
+
+
+async def test_person_added_to_a_project_sees_it_and_its_tasks_appear_live(
+    open_page, person, make_project, site
+):
+    ana = await sync_to_async(person)("ana")
+    await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch")
+    await create_task_via_api(site, ana, title="Hire the band", project=str(project.pk))
+    ana_page = await open_page(f"/?project={project.pk}")
+    bob_page = await open_page()
+    await sign_in_and_wait_live(ana_page, "ana")
+    await sign_in_and_wait_live(bob_page, "bob")
+    await mark_document(bob_page)
+    await expect(bob_page.locator("li.task")).to_have_count(0)
+
+    panel = members_panel(ana_page)
+    await pick_person(panel, "Add a person", "bo", "bob")
+    await panel.get_by_role("button", name="Add to project").click()
+
+    await expect(bob_page.locator("#notice")).to_contain_text(
+        "ana added you to “Launch” as member.", timeout=LIVE_TIMEOUT_MS
+    )
+    await expect(switcher(bob_page).locator(f'option[value="{project.pk}"]')).to_have_text("Launch")
+    await expect(task_row(bob_page, "Hire the band")).to_be_visible()
+    await assert_not_reloaded(bob_page)

@@ -101,7 +101,10 @@ function commentItem(thread, comment, editing) {
   const own = comment.author.id === state.me.id;
   const actions = document.createElement("span");
   actions.className = "comment-actions";
-  if (own && !editing) actions.append(button("Edit", "edit", "Edit your comment"));
+  // A viewer (say, an author since made one) may delete their comments, not edit them.
+  if (own && !editing && mayComment(thread.task)) {
+    actions.append(button("Edit", "edit", "Edit your comment"));
+  }
   if (mayDelete(thread.task, comment) && !editing) {
     const whose = own ? "your comment" : `${comment.author.username}'s comment`;
     actions.append(button("Delete", "delete", `Delete ${whose}`));

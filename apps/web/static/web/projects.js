@@ -32,6 +32,12 @@ const view = {
   leaveText: $("#leave-text"),
   leaveYes: $("#leave-yes"),
   leaveNo: $("#leave-no"),
+  actions: $("#project-actions"),
+  rename: $("#rename-project"),
+  archive: $("#archive-project"),
+  restore: $("#restore-project"),
+  renameForm: $("#rename-form"),
+  renameCancel: $("#rename-cancel"),
 };
 
 const state = {
@@ -403,6 +409,11 @@ function renderPanel() {
   view.myRole.textContent = roleSentence(project);
   const owner = project.my_role === "owner" || isAdmin();
   view.memberForm.hidden = !owner || Boolean(project.archived_at);
+  view.actions.hidden = !owner;
+  view.rename.hidden = Boolean(project.archived_at);
+  view.archive.hidden = Boolean(project.archived_at);
+  view.restore.hidden = !project.archived_at;
+  if (!owner || project.archived_at) showRenameForm(false, { focus: false });
   view.leave.hidden = !project.my_role || !view.leaveConfirm.hidden;
   const entry = state.members.get(project.id);
   if (entry?.list) {
@@ -540,6 +551,80 @@ function dropProject(projectId, message) {
   notify(message);
 }
 
+// --- Renaming, archiving and restoring (owners) --------------------------------------------
+
+function showRenameForm(show, { focus = true } = {}) {
+  const form = view.renameForm;
+  form.hidden = !show;
+  view.rename.setAttribute("aria-expanded", String(show));
+  if (show) {
+    clearProblems(form);
+    form.elements.name.value = state.projects.get(state.chosen)?.name ?? "";
+    form.elements.name.select();
+    if (focus) form.elements.name.focus();
+  } else if (focus) {
+    view.rename.focus();
+  }
+}
+
+/** The project as the API now shows it: into the switcher, the panel and the rows. */
+function projectChanged(project) {
+  const known = state.projects.get(project.id);
+  if (known && known.version > project.version) return;
+  state.projects.set(project.id, { ...known, ...project });
+  renderSwitcher();
+  if (state.chosen === project.id) renderPanel();
+  handlers.access();
+}
+
+async function renameProject() {
+  const form = view.renameForm;
+  const project = state.projects.get(state.chosen);
+  if (!project) return;
+  clearProblems(form);
+  formBusy(form, true);
+  try {
+    const { data } = await request(`projects/${encodeURIComponent(project.id)}/`, {
+      method: "PATCH",
+      body: { name: form.elements.name.value.trim() },
+      headers: { "If-Match": `"${project.version}"` },
+    });
+    showRenameForm(false);
+    projectChanged(data);
+    notify(`Renamed the project to “${data.name}”.`);
+  } catch (error) {
+    if (error instanceof SessionEnded) return handleFailure(error);
+    if (error instanceof ApiError && error.status === 412 && error.problem.current) {
+      projectChanged(error.problem.current);
+    }
+    showProblem(form, error);
+  } finally {
+    formBusy(form, false);
+  }
+}
+
+async function setArchived(archived) {
+  const project = state.projects.get(state.chosen);
+  if (!project) return;
+  clearPanelProblem();
+  const action = archived ? "archive" : "restore";
+  try {
+    const { data } = await request(`projects/${encodeURIComponent(project.id)}/${action}/`, {
+      method: "POST",
+    });
+    projectChanged(data);
+    (archived ? view.restore : view.archive).focus();
+    notify(
+      archived
+        ? `Archived “${data.name}”: its tasks only read until it is restored.`
+        : `Restored “${data.name}”.`,
+    );
+  } catch (error) {
+    if (error instanceof SessionEnded) return handleFailure(error);
+    showPanelProblem(error);
+  }
+}
+
 // --- Live events --------------------------------------------------------------------------
 
 /** Apply a project.* or member.* event. */
@@ -653,6 +738,18 @@ view.list.addEventListener("click", (event) => {
   const button = event.target.closest('[data-member-action="remove"]');
   if (button) removeMember(Number(button.closest("li").dataset.userId));
 });
+
+view.rename.addEventListener("click", () => showRenameForm(view.renameForm.hidden));
+view.renameCancel.addEventListener("click", () => showRenameForm(false));
+view.renameForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  renameProject();
+});
+view.renameForm.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") showRenameForm(false);
+});
+view.archive.addEventListener("click", () => setArchived(true));
+view.restore.addEventListener("click", () => setArchived(false));
 
 view.leave.addEventListener("click", () => {
   const project = state.projects.get(state.chosen);
