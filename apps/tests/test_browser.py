@@ -1236,3 +1236,23 @@ async def test_person_added_to_a_project_sees_it_and_its_tasks_appear_live(
     await expect(switcher(bob_page).locator(f'option[value="{project.pk}"]')).to_have_text("Launch")
     await expect(task_row(bob_page, "Hire the band")).to_be_visible()
     await assert_not_reloaded(bob_page)
+
+
+async def test_member_who_leaves_after_confirming_loses_the_project(
+    open_page, person, make_project
+):
+    ana, bob = await sync_to_async(person)("ana"), await sync_to_async(person)("bob")
+    project = await sync_to_async(make_project)(ana, name="Launch", members={bob: "member"})
+    page = await open_page(f"/?project={project.pk}")
+    await sign_in_and_wait_live(page, "bob")
+    panel = members_panel(page)
+
+    await panel.get_by_role("button", name="Leave project").click()
+    await expect(panel.locator("#leave-text")).to_contain_text("Leave “Launch”?")
+    assert await Membership.objects.filter(project=project, user=bob).aexists()  # not yet
+    await panel.get_by_role("button", name="Leave", exact=True).click()
+
+    await expect(page.locator("#notice")).to_contain_text("You left “Launch”.")
+    await expect(switcher(page)).to_have_value("all")
+    await expect(switcher(page).locator(f'option[value="{project.pk}"]')).to_have_count(0)
+    assert not await Membership.objects.filter(project=project, user=bob).aexists()

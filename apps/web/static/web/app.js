@@ -135,6 +135,7 @@ const streamHandlers = {
 
 const projectHandlers = {
   chosen: () => {
+    createKey = randomKey(); // the same form sent to another project is another request
     updateCreateForm();
     loadTasks().catch(handleFailure);
   },
