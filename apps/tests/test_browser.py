@@ -1256,3 +1256,23 @@ async def test_member_who_leaves_after_confirming_loses_the_project(
     await expect(switcher(page)).to_have_value("all")
     await expect(switcher(page).locator(f'option[value="{project.pk}"]')).to_have_count(0)
     assert not await Membership.objects.filter(project=project, user=bob).aexists()
+
+
+async def test_comment_thread_shows_more_comments_on_request(open_page, person, site):
+    ana = await sync_to_async(person)("ana")
+    task = await create_task_via_api(site, ana, title="Collect the ideas")
+    await Comment.objects.abulk_create(
+        Comment(task_id=task["id"], author=ana, body=f"Idea {number:02}") for number in range(1, 56)
+    )
+    page = await open_page()
+    await sign_in_and_wait_live(page, "ana")
+    row = task_row(page, "Collect the ideas")
+    await open_comments(row)
+    await expect(row.locator("li.comment")).to_have_count(50)
+    await expect(row.locator(".comment-count")).to_have_text("50+")
+
+    await row.get_by_role("button", name="Show more comments").click()
+
+    await expect(row.locator("li.comment")).to_have_count(55)
+    await expect(row.get_by_role("button", name="Show more comments")).to_be_hidden()
+    await expect(row.locator(".comment-count")).to_have_text("55")
