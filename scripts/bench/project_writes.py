@@ -34,6 +34,7 @@ postgres://postgres@127.0.0.1:5432/taskhub_bench_project_writes, dropped and re-
 """
 
 import argparse
+import concurrent.futures
 import itertools
 import os
 import sys
@@ -75,6 +76,7 @@ class Subject:
     rows: list[Counter] = field(default_factory=list)
     relay_cpu_s: float = 0.0
     changes: int = 0
+    busy_s: float = 0.0  # wall time of the timed changes
 
 
 def make_subjects(base_url: str, sizes: list[int]) -> list[Subject]:
@@ -165,6 +167,30 @@ def change(subject: Subject, number: int, titles, *, count_rows: bool) -> None:
     subject.wal_bytes.append(int(wal))
 
 
+class SharedTitles:
+    """A new title for each change, from any thread."""
+
+    def __init__(self, numbers) -> None:
+        self.numbers = numbers
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        return f"change {next(self.numbers)}"
+
+
+def change_in_thread(subject: Subject, number: int, titles) -> None:
+    """`change` from a writer thread, on that thread's own database connection."""
+    from django.db import close_old_connections, connections
+
+    close_old_connections()
+    try:
+        change(subject, number, titles, count_rows=False)
+    finally:
+        connections.close_all()
+
+
 def wait_until_published(timeout: float = 60) -> None:
     """Until the relay has published every event (its CPU for them is then spent)."""
     from apps.tasks.models import TaskEvent
@@ -189,7 +215,8 @@ def relay_pids(product: common.Stack) -> list[int]:
 
 
 def bench(args, product, subjects: list[Subject]) -> None:
-    titles = (f"change {number}" for number in itertools.count())
+    numbers = itertools.count()  # next() on it is atomic: the writer threads share it
+    titles = SharedTitles(numbers)
     relay = relay_pids(product)
     for subject in subjects:  # warm-up, and the counted changes
         for number in range(args.warmup):
@@ -204,8 +231,19 @@ def bench(args, product, subjects: list[Subject]) -> None:
         for subject in subjects if number % 2 == 0 else reversed(subjects):
             wait_until_published()
             cpu_before = common.cpu_seconds(relay)
-            for index in range(per_round):
-                change(subject, index, titles, count_rows=False)
+            began = time.perf_counter()
+            if args.threads == 1:
+                for index in range(per_round):
+                    change(subject, index, titles, count_rows=False)
+            else:
+                with concurrent.futures.ThreadPoolExecutor(args.threads) as writers:
+                    jobs = [
+                        writers.submit(change_in_thread, subject, index, titles)
+                        for index in range(per_round)
+                    ]
+                    for job in jobs:
+                        job.result()
+            subject.busy_s += time.perf_counter() - began
             wait_until_published()
             subject.relay_cpu_s += common.cpu_seconds(relay) - cpu_before
             subject.changes += per_round
@@ -214,10 +252,16 @@ def bench(args, product, subjects: list[Subject]) -> None:
 
 def report(args, subjects: list[Subject], relay: list[int]) -> None:
     base = subjects[0]
+    writers = (
+        "one thread, one after the other"
+        if args.threads == 1
+        else f"{args.threads} threads at once (changes/s = what they got through; WAL "
+        "includes the other threads')"
+    )
     print(
         f"\nproject writes: one change (a new title) through services.task_update, "
-        f"{base.changes} timed changes per subject in {args.rounds} rounds (ABBA), one "
-        f"thread, one after the other, emails off; relay pids {relay}"
+        f"{base.changes} timed changes per subject in {args.rounds} rounds (ABBA), "
+        f"{writers}, emails off; relay pids {relay}"
     )
     print("rows written per change (pg_stat_xact_user_tables, counted on "
           f"{COUNTED_CHANGES} changes each):")  # fmt: skip
@@ -244,6 +288,8 @@ def report(args, subjects: list[Subject], relay: list[int]) -> None:
             common.percentile(values, 0.5) / 1024 for values in (subject.wal_bytes, base.wal_bytes)
         ]
         print(common.figure_line(f"  WAL p50, {subject.name}", *wal, "KiB", ".1f"))
+        rates = [one.changes / one.busy_s if one.busy_s else 0.0 for one in (subject, base)]
+        print(common.figure_line(f"  changes/s, {subject.name}", *rates, "/s", ".1f"))
         relay = [one.relay_cpu_s * 1000 / max(one.changes, 1) for one in (subject, base)]
         print(common.figure_line(f"  relay CPU, {subject.name}", *relay, "ms", ".2f"))
 
@@ -254,6 +300,9 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=300, help="timed changes per subject")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="writers at once (each change in one of them)"
+    )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (CI)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
