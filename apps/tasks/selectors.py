@@ -347,27 +347,19 @@ def lock_project_audience(project_id) -> list[int] | None:
     changes being recorded, and they for it, so an event reaches exactly the members of
     the moment it commits. None if there is no such project.
 
-    A statement that waited for the lock still joins the members its snapshot saw
-    before the wait: PostgreSQL re-reads only the locked row. Every membership change
-    bumps the project's version (apps.tasks.project_services), so a version that moved
-    during the wait says the members must be read again, by a statement of its own."""
+    Two statements, not one with a join: a statement that waited for the lock still
+    reads the other tables as they were when it began (READ COMMITTED re-reads only the
+    locked row), so it would name a member whose removal it had just waited for."""
     project_table = Project._meta.db_table
     member_table = Membership._meta.db_table
-    sql = (
-        f"SELECT p.version, (SELECT s.version FROM {project_table} s WHERE s.id = p.id), "
-        f"m.user_id FROM {project_table} p "
-        f"LEFT JOIN {member_table} m ON m.project_id = p.id "
-        f"WHERE p.id = %s FOR SHARE OF p"
-    )
+    # SQLite (the embedded mode) has no row locks: it runs one writer at a time anyway.
+    lock = " FOR SHARE" if connection.features.has_select_for_update else ""
+    key = Project._meta.pk.get_db_prep_value(project_id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [project_id])
-        rows = cursor.fetchall()
-        if not rows:
+        cursor.execute(f"SELECT 1 FROM {project_table} WHERE id = %s{lock}", [key])
+        if cursor.fetchone() is None:
             return None
-        locked_version, seen_version, _user_id = rows[0]
-        if locked_version == seen_version:
-            return [user_id for (_locked, _seen, user_id) in rows if user_id is not None]
-        cursor.execute(f"SELECT user_id FROM {member_table} WHERE project_id = %s", [project_id])
+        cursor.execute(f"SELECT user_id FROM {member_table} WHERE project_id = %s", [key])
         return [user_id for (user_id,) in cursor.fetchall()]
 
 

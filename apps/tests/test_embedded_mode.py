@@ -86,3 +86,40 @@ def test_emails_print_as_blocks_whose_links_use_the_port_served(embedded):
             f"Open it: http://localhost:{port}/?task={task_id}\n{END}\n"
         )
         assert block in log
+
+
+def test_projects_members_tasks_and_comments_work_on_sqlite(embedded):
+    """The embedded mode's SQLite has no row locks and no arrays: the project rules
+    (`__any`, the audience read) take their SQLite forms."""
+    tier, _ = embedded
+    with httpx.Client(base_url=tier.base_url, timeout=10) as web:
+        tokens = {
+            name: web.post(
+                "/api/v1/auth/login/", json={"username": name, "password": PASSWORD}
+            ).json()["access"]
+            for name in ("ana", "bob")
+        }
+
+        def call(name, method, path, body=None):
+            headers = {"Authorization": f"Bearer {tokens[name]}"}
+            return web.request(method, path, json=body, headers=headers)
+
+        project = call("ana", "POST", "/api/v1/projects/", {"name": "Embedded"})
+        assert project.status_code == 201, project.text
+        members = f"/api/v1/projects/{project.json()['id']}/members/"
+        added = call("ana", "POST", members, {"user": "bob", "role": "member"})
+        assert added.status_code == 201, added.text
+        task = call(
+            "ana", "POST", "/api/v1/tasks/", {"title": "Ours", "project": project.json()["id"]}
+        )
+        assert task.status_code == 201, task.text
+        task_path = f"/api/v1/tasks/{task.json()['id']}/"
+        listed = call("bob", "GET", f"/api/v1/tasks/?project={project.json()['id']}")
+        assert [row["id"] for row in listed.json()["results"]] == [task.json()["id"]]
+        comment = call("bob", "POST", f"{task_path}comments/", {"body": "On it"})
+        assert comment.status_code == 201, comment.text
+        events = call("ana", "GET", "/api/v1/events/?limit=200").json()["results"]
+        assert "comment.created" in {event["type"] for event in events}
+        removed = call("ana", "DELETE", f"{members}{added.json()['user']['id']}/")
+        assert removed.status_code == 204, removed.text
+        assert call("bob", "GET", task_path).status_code == 404
