@@ -7,6 +7,7 @@ transaction. Refusals are the project's own errors (`apps.common.errors`).
 
 import functools
 import logging
+import re
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import cast
@@ -80,9 +81,17 @@ def task_create(
 
 def _violated_constraint(exc: IntegrityError) -> str | None:
     """The name of the constraint that `exc` reports as violated, as the database
-    driver gives it (psycopg's `diag.constraint_name`), or None."""
+    driver gives it (psycopg's `diag.constraint_name`), or None. SQLite (the embedded
+    mode) names only a unique index built on expressions, in its message."""
     diag = getattr(exc.__cause__, "diag", None)
-    return getattr(diag, "constraint_name", None)
+    name = getattr(diag, "constraint_name", None)
+    if name is None:
+        named = _SQLITE_UNIQUE_INDEX.search(str(exc))
+        name = named.group(1) if named else None
+    return name
+
+
+_SQLITE_UNIQUE_INDEX = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
 
 
 def _create_idempotent(*, actor, data, key, request_hash) -> CreateResult:

@@ -106,6 +106,9 @@ def test_projects_members_tasks_and_comments_work_on_sqlite(embedded):
 
         project = call("ana", "POST", "/api/v1/projects/", {"name": "Embedded"})
         assert project.status_code == 201, project.text
+        again = call("ana", "POST", "/api/v1/projects/", {"name": "EMBEDDED"})
+        assert again.status_code == 400, again.text
+        assert "name" in again.json()["errors"]
         members = f"/api/v1/projects/{project.json()['id']}/members/"
         added = call("ana", "POST", members, {"user": "bob", "role": "member"})
         assert added.status_code == 201, added.text
