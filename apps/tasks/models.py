@@ -245,9 +245,16 @@ class StreamEntry(models.Model):
     """An event as it appears in one recipient's stream, at that stream's `seq`."""
 
     id = models.BigAutoField(primary_key=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No index of their own: the unique (user, seq) and the (event, user) index lead
+    # with them, and every change writes one entry per recipient, so a project of many
+    # members paid for two more index insertions each (scripts/bench/project_writes.py).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     seq = models.BigIntegerField()
-    event = models.ForeignKey(TaskEvent, on_delete=models.CASCADE, related_name="entries")
+    event = models.ForeignKey(
+        TaskEvent, on_delete=models.CASCADE, related_name="entries", db_index=False
+    )
 
     class Meta:
         constraints = [
