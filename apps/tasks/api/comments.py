@@ -13,13 +13,19 @@ from rest_framework.response import Response
 
 from apps.common.api import APIView
 from apps.common.pagination import paginate
-from apps.common.params import ParamErrors, single_values
+from apps.common.params import ParamErrors
 from apps.common.schema import problem_responses
 from apps.common.serializers import StrictSerializer, TextField
 from apps.common.threads import in_thread
 from apps.tasks import comment_services, selectors
-from apps.tasks.api.filters import parse_cursor, parse_limit
-from apps.tasks.api.views import CURSOR, LIMIT, TASK_ID, page_url, parse_task_id
+from apps.tasks.api.views import (
+    CURSOR,
+    LIMIT,
+    TASK_ID,
+    page_params,
+    page_response,
+    parse_task_id,
+)
 from apps.tasks.representation import comment_representation
 from apps.users.api.serializers import UserRefSerializer
 
@@ -90,20 +96,10 @@ class CommentListView(APIView):
     async def get(self, request, task_id):
         task_id = parse_task_id(task_id)
         errors = ParamErrors()
-        values = single_values(request.query_params, COMMENT_LIST_PARAMS, errors)
-        limit = parse_limit(values.get("limit"), errors)
-        cursor = parse_cursor(values.get("cursor"), errors)
+        _, limit, cursor = page_params(request.query_params, COMMENT_LIST_PARAMS, errors)
         errors.raise_if_any()
         page = await in_thread(_comment_page, request.user, task_id, limit, cursor)
-        return Response(
-            {
-                "results": page["rows"],
-                "next": page_url(request, cursor=page["next"]) if page["next"] else None,
-                "previous": page_url(request, cursor=page["previous"])
-                if page["previous"]
-                else None,
-            }
-        )
+        return page_response(request, page)
 
     @extend_schema(
         operation_id="comments_create",

@@ -13,11 +13,10 @@ from rest_framework.response import Response
 
 from apps.common.api import APIView
 from apps.common.pagination import paginate
-from apps.common.params import ParamErrors, single_values
+from apps.common.params import ParamErrors
 from apps.common.schema import problem_responses
 from apps.common.threads import in_thread
 from apps.tasks import project_services, selectors
-from apps.tasks.api.filters import parse_cursor, parse_limit
 from apps.tasks.api.project_serializers import (
     MemberAddSerializer,
     MemberPageSerializer,
@@ -27,7 +26,7 @@ from apps.tasks.api.project_serializers import (
     ProjectSerializer,
 )
 from apps.tasks.api.serializers import MAX_USER_ID
-from apps.tasks.api.views import CURSOR, LIMIT, etag, page_url, parse_if_match
+from apps.tasks.api.views import CURSOR, LIMIT, etag, page_params, page_response, parse_if_match
 from apps.tasks.representation import member_representation, project_representation
 
 PROJECT_ID = OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -65,16 +64,6 @@ def project_response(body: dict, *, status_code: int = 200) -> Response:
     return Response(body, status=status_code, headers={"ETag": etag(body["version"])})
 
 
-def _page_response(request, page: dict) -> Response:
-    return Response(
-        {
-            "results": page["rows"],
-            "next": page_url(request, cursor=page["next"]) if page["next"] else None,
-            "previous": page_url(request, cursor=page["previous"]) if page["previous"] else None,
-        }
-    )
-
-
 def _if_none_match(request) -> set[str]:
     header = request.headers.get("If-None-Match", "")
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
@@ -93,15 +82,13 @@ class ProjectListView(APIView):
     )
     async def get(self, request):
         errors = ParamErrors()
-        values = single_values(request.query_params, PROJECT_LIST_PARAMS, errors)
+        values, limit, cursor = page_params(request.query_params, PROJECT_LIST_PARAMS, errors)
         archived = values.get("archived", "false")
         if archived not in ARCHIVED_VALUES:
             errors.add("archived", f"Must be one of: {', '.join(ARCHIVED_VALUES)}.")
-        limit = parse_limit(values.get("limit"), errors)
-        cursor = parse_cursor(values.get("cursor"), errors)
         errors.raise_if_any()
         page = await in_thread(_project_page, request.user, archived, limit, cursor)
-        return _page_response(request, page)
+        return page_response(request, page)
 
     @extend_schema(
         operation_id="projects_create",
@@ -268,12 +255,10 @@ class MemberListView(APIView):
     async def get(self, request, project_id):
         project_id = parse_project_id(project_id)
         errors = ParamErrors()
-        values = single_values(request.query_params, MEMBER_LIST_PARAMS, errors)
-        limit = parse_limit(values.get("limit"), errors)
-        cursor = parse_cursor(values.get("cursor"), errors)
+        _, limit, cursor = page_params(request.query_params, MEMBER_LIST_PARAMS, errors)
         errors.raise_if_any()
         page = await in_thread(_member_page, request.user, project_id, limit, cursor)
-        return _page_response(request, page)
+        return page_response(request, page)
 
     @extend_schema(
         operation_id="projects_members_create",

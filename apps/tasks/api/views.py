@@ -106,6 +106,28 @@ def page_url(request, **params) -> str:
     return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
+def page_params(query_params, allowed, errors: ParamErrors) -> tuple[dict, int, str | None]:
+    """The single values of `allowed` parameters, and the page's limit and cursor; what
+    is wrong goes into `errors`, for the caller to add its own before raising."""
+    values = single_values(query_params, allowed, errors)
+    return (
+        values,
+        parse_limit(values.get("limit"), errors),
+        parse_cursor(values.get("cursor"), errors),
+    )
+
+
+def page_response(request, page: dict) -> Response:
+    """A keyset page (`paginate`'s rows, next and previous cursors) with links."""
+    return Response(
+        {
+            "results": page["rows"],
+            "next": page_url(request, cursor=page["next"]) if page["next"] else None,
+            "previous": page_url(request, cursor=page["previous"]) if page["previous"] else None,
+        }
+    )
+
+
 def task_response(request, body: dict, *, status_code: int = 200) -> Response:
     return Response(body, status=status_code, headers={"ETag": etag(body["version"])})
 
@@ -148,15 +170,7 @@ class TaskListView(APIView):
     async def get(self, request):
         filters, limit, cursor = parse_task_list_params(request.query_params, user=request.user)
         page = await in_thread(_task_page, request.user, filters, limit, cursor)
-        return Response(
-            {
-                "results": page["rows"],
-                "next": page_url(request, cursor=page["next"]) if page["next"] else None,
-                "previous": page_url(request, cursor=page["previous"])
-                if page["previous"]
-                else None,
-            }
-        )
+        return page_response(request, page)
 
     @extend_schema(
         operation_id="tasks_create",
@@ -361,20 +375,10 @@ class TaskHistoryView(APIView):
     async def get(self, request, task_id):
         task_id = parse_task_id(task_id)
         errors = ParamErrors()
-        values = single_values(request.query_params, HISTORY_PARAMS, errors)
-        limit = parse_limit(values.get("limit"), errors)
-        cursor = parse_cursor(values.get("cursor"), errors)
+        _, limit, cursor = page_params(request.query_params, HISTORY_PARAMS, errors)
         errors.raise_if_any()
         page = await in_thread(_history_page, request.user, task_id, limit, cursor)
-        return Response(
-            {
-                "results": page["rows"],
-                "next": page_url(request, cursor=page["next"]) if page["next"] else None,
-                "previous": page_url(request, cursor=page["previous"])
-                if page["previous"]
-                else None,
-            }
-        )
+        return page_response(request, page)
 
 
 def _history_page(user, task_id, limit, cursor) -> dict:
