@@ -341,6 +341,24 @@ def project_owner_count(*, project_id) -> int:
     return Membership.objects.filter(project_id=project_id, role=ProjectRole.OWNER).count()
 
 
+def lock_project(project_id) -> dict | None:
+    """Lock the project's row FOR SHARE until the transaction ends, and say whether it
+    is archived (`{"archived": bool}`; None if there is no such project). Every change
+    to the project or its memberships locks the row exclusively: a task change that
+    checked the project, or an assignee's membership, under this lock knows the answer
+    stays true until it commits (a deletion or a removal waits for it, or it waits for
+    them and reads what they left)."""
+    # SQLite (the embedded mode) has no row locks: it runs one writer at a time anyway.
+    lock = " FOR SHARE" if connection.features.has_select_for_update else ""
+    key = Project._meta.pk.get_db_prep_value(project_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT archived_at FROM {Project._meta.db_table} WHERE id = %s{lock}", [key]
+        )
+        row = cursor.fetchone()
+    return None if row is None else {"archived": row[0] is not None}
+
+
 def lock_project_audience(project_id) -> list[int] | None:
     """The project's members, by id, with the project row locked FOR SHARE until the
     transaction ends: a membership change (which locks it FOR UPDATE) waits for the
@@ -350,16 +368,13 @@ def lock_project_audience(project_id) -> list[int] | None:
     Two statements, not one with a join: a statement that waited for the lock still
     reads the other tables as they were when it began (READ COMMITTED re-reads only the
     locked row), so it would name a member whose removal it had just waited for."""
-    project_table = Project._meta.db_table
-    member_table = Membership._meta.db_table
-    # SQLite (the embedded mode) has no row locks: it runs one writer at a time anyway.
-    lock = " FOR SHARE" if connection.features.has_select_for_update else ""
+    if lock_project(project_id) is None:
+        return None
     key = Project._meta.pk.get_db_prep_value(project_id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {project_table} WHERE id = %s{lock}", [key])
-        if cursor.fetchone() is None:
-            return None
-        cursor.execute(f"SELECT user_id FROM {member_table} WHERE project_id = %s", [key])
+        cursor.execute(
+            f"SELECT user_id FROM {Membership._meta.db_table} WHERE project_id = %s", [key]
+        )
         return [user_id for (user_id,) in cursor.fetchall()]
 
 

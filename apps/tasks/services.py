@@ -33,7 +33,6 @@ from apps.tasks.models import (
     IDEMPOTENCY_KEY_CONSTRAINT,
     EventType,
     IdempotencyRecord,
-    Project,
     Task,
 )
 from apps.tasks.representation import EDITABLE_FIELDS, task_representation
@@ -214,14 +213,15 @@ def _check_move(*, actor: User, task: Task, old_project_id) -> None:
 def _check_project_for_tasks(*, actor: User, project_id) -> None:
     """The actor may put tasks in this project: it exists, they can see it (else the
     `project` field is invalid: 400), they are an owner or member (else 403), and it is
-    not archived (else 409)."""
-    row = Project.objects.filter(pk=project_id).values("archived_at").first()
+    not archived (else 409). The project stays so until the change commits: it is
+    locked FOR SHARE, so a deletion or an archival waits (or was waited for)."""
+    row = selectors.lock_project(project_id)
     role = selectors.project_role(user_id=actor.pk, project_id=project_id)
     if row is None or (role is None and not actor.is_admin):
         raise InvalidInput({"project": [f"No project with id {project_id} of yours."]})
     if not selectors.can_manage_in_project(actor, role):
         raise NotAllowed("As a viewer of this project you may not add or change its tasks.")
-    if row["archived_at"] is not None:
+    if row["archived"]:
         raise Archived(
             "The project is archived; restore it before adding tasks to it.",
             code="project_archived",
@@ -229,9 +229,12 @@ def _check_project_for_tasks(*, actor: User, project_id) -> None:
 
 
 def _check_assignee_in_project(task: Task) -> None:
-    """A project task's assignee must be one of its owners or members (400 otherwise)."""
+    """A project task's assignee must be one of its owners or members (400 otherwise),
+    and stays one until the change commits: the project is locked FOR SHARE first, so a
+    removal or a demotion waits (or was waited for)."""
     if task.project_id is None or task.assignee_id is None:
         return
+    selectors.lock_project(task.project_id)
     role = selectors.project_role(user_id=task.assignee_id, project_id=task.project_id)
     if role not in EDITING_ROLES:
         raise InvalidInput(

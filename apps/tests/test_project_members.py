@@ -9,8 +9,9 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
+from apps.common.errors import InvalidInput
 from apps.tasks import project_services, services
-from apps.tasks.models import EventType, StreamEntry, TaskEvent
+from apps.tasks.models import EventType, StreamEntry, Task, TaskEvent
 from apps.tests.conftest import (
     MISSING_ID,
     assert_problem,
@@ -440,6 +441,75 @@ def test_task_change_waiting_on_a_removal_does_not_reach_the_removed_member(
     updated = TaskEvent.objects.get(task_id=task["id"], type=EventType.UPDATED)
     recipients = set(StreamEntry.objects.filter(event=updated).values_list("user_id", flat=True))
     assert bob.pk not in recipients
+
+
+def _while_held(hold, then) -> list[BaseException]:
+    """Run `hold` in a transaction left open, then `then` in another thread while it is;
+    commit `hold` once `then` waits for a lock. Returns what either raised."""
+    held, commit = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    outcome: list[object] = []
+
+    def holder():
+        try:
+            with transaction.atomic():
+                hold()
+                held.set()
+                assert commit.wait(10)
+        except BaseException as exc:
+            errors.append(exc)
+            held.set()
+        finally:
+            connections.close_all()
+
+    def follower():
+        try:
+            outcome.append(then())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert held.wait(10)
+    second = threading.Thread(target=follower)
+    second.start()
+    _wait_until_a_lock_is_awaited()
+    commit.set()
+    for thread in (first, second):
+        thread.join(10)
+    return errors
+
+
+def test_a_task_added_while_its_project_is_deleted_is_refused_not_a_500(ana, make_project):
+    """The deletion holds the project row until it commits; the creation checks the
+    project under a share lock, so it waits and then finds no project: a 400, where it
+    used to insert the task and fail on the foreign key at COMMIT (a 500)."""
+    doomed = make_project(ana, name="Doomed")
+    errors = _while_held(
+        lambda: project_services.project_delete(project_id=doomed.pk, actor=ana),
+        lambda: services.task_create(
+            actor=ana, data={"title": "Too late", "project_id": doomed.pk}
+        ),
+    )
+    assert [type(error) for error in errors] == [InvalidInput], errors
+    assert "project" in errors[0].errors
+    assert not Task.objects.filter(title="Too late").exists()
+
+
+def test_assigning_someone_being_removed_waits_and_is_refused(team, ana, bob, make_task):
+    """The assignee's membership is checked under the project's share lock: an
+    assignment racing bob's removal waits for it and then finds him gone (400), instead
+    of assigning the task to someone outside the project."""
+    task = make_task(ana, project_id=team.pk)
+    errors = _while_held(
+        lambda: project_services.member_remove(project_id=team.pk, actor=ana, user_id=bob.pk),
+        lambda: services.task_update(task_id=task["id"], actor=ana, data={"assignee": bob}),
+    )
+    assert [type(error) for error in errors] == [InvalidInput], errors
+    assert "assignee" in errors[0].errors
+    assert Task.objects.get(pk=task["id"]).assignee_id is None
 
 
 def _wait_until_a_lock_is_awaited(timeout: float = 10) -> None:
