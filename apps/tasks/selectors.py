@@ -180,10 +180,21 @@ _locked_task_read = CompiledRead(
 def lock_visible_task(*, user: User, task_id) -> tuple[Task, TaskAccess] | None:
     """The task, locked until the transaction ends (FOR UPDATE, the task row only), if
     the user may see it, and what the user may do to it; its `created_by` and `assignee`
-    hold their ids and usernames."""
+    hold their ids and usernames.
+
+    For a project's task, what the user may do is read again under the project's share
+    lock (`lock_project`): a membership change that was committing when the task was
+    read (a demotion, a removal) is waited for and seen, so no change is made on rights
+    lost before it commits. The task row is ours by then: it cannot have moved."""
     rows = _locked_task_read.rows(user.is_admin, user_id=user.pk, task_id=task_id)
     if not rows:
         return None
+    project_id = rows[0]["project_id"]
+    if project_id is not None and connection.features.has_select_for_update:
+        lock_project(project_id)
+        rows = _locked_task_read.rows(user.is_admin, user_id=user.pk, task_id=task_id)
+        if not rows:
+            return None
     (row,) = rows
     task = Task.from_db(connection.alias, _TASK_FIELDS, [row[name] for name in _TASK_FIELDS])
     task.created_by = User.from_db(

@@ -9,9 +9,9 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
-from apps.common.errors import InvalidInput
-from apps.tasks import project_services, services
-from apps.tasks.models import EventType, StreamEntry, Task, TaskEvent
+from apps.common.errors import InvalidInput, NotAllowed, NotFound
+from apps.tasks import comment_services, project_services, services
+from apps.tasks.models import Comment, EventType, StreamEntry, Task, TaskEvent
 from apps.tests.conftest import (
     MISSING_ID,
     assert_problem,
@@ -510,6 +510,45 @@ def test_assigning_someone_being_removed_waits_and_is_refused(team, ana, bob, ma
     assert [type(error) for error in errors] == [InvalidInput], errors
     assert "assignee" in errors[0].errors
     assert Task.objects.get(pk=task["id"]).assignee_id is None
+
+
+def test_a_change_by_someone_being_made_a_viewer_waits_and_is_refused(team, ana, bob, make_task):
+    """The actor's role is read under the project's share lock: bob's edit racing his
+    demotion waits for it and is then refused (403), instead of committing a member's
+    change after the `member.updated` that made him a viewer."""
+    task = make_task(ana, project_id=team.pk)
+    errors = _while_held(
+        lambda: project_services.member_update(
+            project_id=team.pk, actor=ana, user_id=bob.pk, role="viewer"
+        ),
+        lambda: services.task_update(task_id=task["id"], actor=bob, data={"title": "Late"}),
+    )
+    assert [type(error) for error in errors] == [NotAllowed], errors
+    assert Task.objects.get(pk=task["id"]).title != "Late"
+
+
+def test_a_comment_by_someone_being_made_a_viewer_waits_and_is_refused(team, ana, bob, make_task):
+    task = make_task(ana, project_id=team.pk)
+    errors = _while_held(
+        lambda: project_services.member_update(
+            project_id=team.pk, actor=ana, user_id=bob.pk, role="viewer"
+        ),
+        lambda: comment_services.comment_create(task_id=task["id"], actor=bob, body="Late"),
+    )
+    assert [type(error) for error in errors] == [NotAllowed], errors
+    assert not Comment.objects.filter(task_id=task["id"]).exists()
+
+
+def test_a_change_by_someone_being_removed_waits_and_finds_no_task(team, ana, bob, make_task):
+    """bob sees ana's task only through the project: once his removal commits, the task
+    his racing edit waited for is not his to see (404), and nothing changes."""
+    task = make_task(ana, project_id=team.pk)
+    errors = _while_held(
+        lambda: project_services.member_remove(project_id=team.pk, actor=ana, user_id=bob.pk),
+        lambda: services.task_update(task_id=task["id"], actor=bob, data={"title": "Late"}),
+    )
+    assert [type(error) for error in errors] == [NotFound], errors
+    assert Task.objects.get(pk=task["id"]).title != "Late"
 
 
 def _wait_until_a_lock_is_awaited(timeout: float = 10) -> None:
